@@ -1,0 +1,85 @@
+"""The one place that chooses the target device, the execution mode and CPU threads.
+
+Call :func:`setup` once per process, before any Cell is built.
+"""
+import os
+
+from ms_gan.errors import UserError
+
+TARGETS = ("CPU", "GPU", "Ascend")
+MODES = ("graph", "pynative")
+
+_state = {"done": False, "target": None, "mode": None, "threads": None}
+
+
+def default_cpu_threads():
+    """Threads for CPU kernels: the cores this process may use (MindSpore's default is 25)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def normalize_target(name):
+    """'cpu' -> 'CPU', 'ascend' -> 'Ascend'; raises UserError for anything else."""
+    for target in TARGETS:
+        if str(name).lower() == target.lower():
+            return target
+    raise UserError(f"unknown device {name!r}: use one of {', '.join(TARGETS)}")
+
+
+def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
+    """Select device, mode and threads for this process.
+
+    Args:
+        target: 'CPU', 'GPU' or 'Ascend' (case-insensitive).
+        device_id: device index for GPU/Ascend; None lets MindSpore choose.
+        mode: 'graph' (the default: step functions compiled with ``mindspore.jit``)
+            or 'pynative' (eager; the same code runs uncompiled).
+        threads: CPU kernel threads; None means the cores available to this process.
+        seed: if given, ``mindspore.set_seed(seed)`` for ops that draw random numbers
+            inside the graph (dropout).
+
+    Returns:
+        dict with the resolved target, mode and threads.
+    """
+    target = normalize_target(target)
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}: use 'graph' or 'pynative'")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    if _state["done"]:
+        if (_state["target"], _state["mode"]) != (target, mode):
+            raise UserError(f"device already set up as {_state['target']}/{_state['mode']} in this process")
+        return dict(_state)
+
+    import mindspore as ms
+    import mindspore.device_context as device_context
+
+    backend = {"CPU": device_context.cpu, "GPU": device_context.gpu, "Ascend": device_context.ascend}[target]
+    if not backend.is_available():
+        raise UserError(
+            f"device {target} is not available in this MindSpore installation "
+            f"(mindspore {ms.__version__}); install the {target} build of MindSpore or use --device CPU")
+    if device_id is None:
+        ms.set_device(target)
+    else:
+        if device_id < 0:
+            raise UserError(f"--device-id must be >= 0, got {device_id}")
+        ms.set_device(target, device_id)
+    # Both modes run the same Python code: in graph mode the trainer wraps its step
+    # functions in mindspore.jit, in PyNative it calls them directly. The context mode
+    # itself stays PyNative so that eager utilities (sampling, logging) keep working.
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    if target == "CPU":
+        threads = threads or default_cpu_threads()
+        device_context.cpu.op_tuning.threads_num(int(threads))
+    if seed is not None:
+        ms.set_seed(int(seed))
+    _state.update(done=True, target=target, mode=mode, threads=threads)
+    return dict(_state)
+
+
+def current():
+    """The settings :func:`setup` applied (or None values before it ran)."""
+    return dict(_state)

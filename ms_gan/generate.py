@@ -1,0 +1,90 @@
+"""Generators from checkpoints, and latent-space utilities for sample/interpolate.
+
+``load_generator`` accepts a checkpoint file or a run directory (its latest
+checkpoint), rebuilds the preset's G with the overrides it was trained with and
+loads its weights; G alone is enough (D and optimizer states are ignored).
+"""
+import numpy as np
+
+from ms_gan.errors import UserError
+
+
+def preset_from_meta(meta, path="checkpoint"):
+    """The Preset a checkpoint was trained with (preset name plus its overrides)."""
+    from ms_gan import presets
+
+    if "preset" not in meta:
+        raise UserError(f"{path} does not say which preset it belongs to")
+    return presets.override(presets.get(meta["preset"]), **meta.get("overrides", {}))
+
+
+def load_generator(ckpt):
+    """(preset, G in eval mode, meta) from a checkpoint file or run directory."""
+    from ms_gan.models import build_generator
+    from ms_gan.train import checkpoint as ckpt_io
+
+    path = ckpt_io.resolve(ckpt)
+    params, meta = ckpt_io.load(path)
+    preset = preset_from_meta(meta, path)
+    G = build_generator(preset, seed=0)
+    ckpt_io.assign([G], params, path)
+    G.set_train(False)
+    return preset, G, meta
+
+
+def run_generator(G, z, batch_size=256):
+    """G's outputs for latent vectors ``z`` (N, z_dim): images (N, C, H, W) as float32 NumPy.
+
+    Extra outputs (attention maps) are dropped. Runs in batches to bound memory.
+    """
+    import mindspore as ms
+
+    from ms_gan.models import primary
+
+    chunks = []
+    for start in range(0, len(z), batch_size):
+        out = G(ms.Tensor(np.ascontiguousarray(z[start:start + batch_size], dtype=np.float32)))
+        chunks.append(primary(out).asnumpy())
+    return np.concatenate(chunks, axis=0)
+
+
+def noise(preset, n, seed):
+    """``n`` latent vectors from the preset's distribution with a fixed seed."""
+    from ms_gan.train.trainer import sample_noise
+
+    return sample_noise(np.random.default_rng(seed), n, preset)
+
+
+def load_noise(path, preset):
+    """Latent vectors from a .npy file, checked against the preset's z_dim."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"noise file {path!r} does not exist") from None
+    except Exception as exc:
+        raise UserError(f"cannot read noise file {path}: {exc}") from None
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim == 4 and z.shape[2:] == (1, 1):
+        z = z.reshape(z.shape[0], -1)
+    if z.ndim != 2 or z.shape[1] != preset.z_dim:
+        raise UserError(f"noise file {path} has shape {z.shape}; preset {preset.name} needs (N, {preset.z_dim})")
+    if not np.all(np.isfinite(z)):
+        raise UserError(f"noise file {path} contains NaN or infinite values")
+    return z
+
+
+def interpolate(z0, z1, steps, slerp=False):
+    """``steps`` evenly spaced points from z0 to z1 (both included); spherical if ``slerp``."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if not slerp:
+        return ((1.0 - t) * z0[None] + t * z1[None]).astype(np.float32)
+    a = z0 / np.linalg.norm(z0)
+    b = z1 / np.linalg.norm(z1)
+    omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1.0 - t) * z0[None] + t * z1[None]).astype(np.float32)
+    so = np.sin(omega)
+    out = (np.sin((1.0 - t) * omega) / so) * z0[None] + (np.sin(t * omega) / so) * z1[None]
+    # Endpoints exactly equal the inputs (sin terms give 1 and 0 only up to rounding).
+    out[0], out[-1] = z0, z1
+    return out.astype(np.float32)

@@ -1,0 +1,60 @@
+"""Layer helpers shared by every model family.
+
+Padding is given the way the recipes state it and translated here once:
+an int (symmetric, PyTorch style), a 4-tuple (top, bottom, left, right), or
+``"same"`` (TensorFlow/Keras SAME, which pads the extra row/column at the end).
+
+BatchNorm momentum convention: MindSpore updates
+``moving = momentum * moving + (1 - momentum) * batch``, like Keras; PyTorch's
+momentum is the weight of the *batch* term. So Keras ``momentum=0.8`` is MindSpore
+0.8, and PyTorch's default 0.1 is MindSpore 0.9 (:func:`momentum_from_torch`).
+"""
+from mindspore import nn
+
+
+def momentum_from_torch(torch_momentum):
+    """MindSpore BatchNorm momentum equal to a PyTorch momentum."""
+    return 1.0 - torch_momentum
+
+
+def _pad_args(padding):
+    if padding == "same":
+        return {"pad_mode": "same"}
+    if isinstance(padding, (tuple, list)):
+        return {"pad_mode": "pad", "padding": tuple(int(p) for p in padding)}
+    if padding:
+        return {"pad_mode": "pad", "padding": int(padding)}
+    return {"pad_mode": "valid"}
+
+
+def conv(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
+    """Conv2d with PyTorch-style defaults (bias on) and recipe-style padding."""
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
+
+
+def conv_t(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
+    """Conv2dTranspose; ``padding`` crops the full output like PyTorch's padding.
+
+    A 4-tuple crops asymmetrically, e.g. (1, 2, 1, 2) turns a k4 s2 4x4->10x10 full
+    transposed convolution into TensorFlow's SAME output of 7x7.
+    """
+    return nn.Conv2dTranspose(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
+
+
+def batch_norm(num_features, momentum=0.9, eps=1e-5, dims=2):
+    """BatchNorm in MindSpore's momentum convention (see the module docstring)."""
+    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    return cls(num_features, eps=eps, momentum=momentum)
+
+
+def activation(name, slope=0.2):
+    """'relu', 'lrelu' (negative ``slope``), 'tanh', 'sigmoid' or None."""
+    if name is None:
+        return None
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[name]() if name != "lrelu" \
+        else nn.LeakyReLU(slope)
+
+
+def sequential(*layers):
+    """SequentialCell of the given layers, skipping None (optional BN/activation)."""
+    return nn.SequentialCell([layer for layer in layers if layer is not None])

@@ -1,0 +1,260 @@
+"""The registry of presets: every number of every recipe, in one frozen config each.
+
+A preset names its networks (``family`` plus layer lists), losses, optimizer
+settings, data handling and its *step order*: the sequence of updates one training
+iteration makes. The trainer reads only these fields; it knows nothing of any one
+model. ``--flag`` overrides go through :func:`override`.
+
+Step order tokens (see :mod:`ms_gan.train.steps`):
+
+* ``"d"``: one D update on the real batch and a fake batch together (loss = real + fake terms).
+* ``"d_real"`` / ``"d_fake"``: a D update on the real batch only / on a fake batch only.
+* ``"g"``: a G update on ``g_batch_mult`` x batch of noise, D frozen.
+
+Per-update batch sizes: the real batch is ``batch_size // real_batch_div`` images (2 for
+the Keras recipe's half batches), a fake batch has the same size, the G batch is
+``g_batch_mult`` times it.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+
+from ms_gan.errors import UserError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One recipe. Field comments say where a number comes from."""
+
+    name: str
+    summary: str
+    source: str                      # the article it reproduces
+    fixes: str                       # the article's bugs this preset fixes
+    family: str                      # "mlp" or "conv"
+    image_size: int
+    channels: int
+    z_dim: int
+    noise: str                       # "normal" N(0,1) or "uniform" U(-1,1)
+    init: str                        # ms_gan.nn.init scheme
+    loss: str                        # "bce" (D ends in sigmoid), "bce_logits", "hinge"
+    steps: tuple                     # step order, see module docstring
+    batch_size: int
+    epochs: int
+    lr_g: float
+    lr_d: float
+    beta1_g: float = 0.9
+    beta2_g: float = 0.999
+    beta1_d: float = 0.9
+    beta2_d: float = 0.999
+    adam_eps: float = 1e-8
+    adam_eps_mode: str = "torch"     # where eps sits: "torch" (PyTorch) or "tf" (TF/Keras/MindSpore)
+    g_batch_mult: int = 1
+    real_batch_div: int = 1
+    sampling: str = "shuffle"        # "shuffle" (epochs) or "replacement" (Keras recipe's randint)
+    drop_remainder: bool = True
+    fake_for_d_eval_mode: bool = False  # G in inference mode when it makes D's fakes (Keras predict, TF recipe)
+    d_l2_coef: float = 0.0           # coef * sum(||W||^2 / 2) over d_l2_params, added to every D loss
+    d_l2_params: tuple = ()
+    bn_momentum: float = 0.9         # MindSpore convention (= PyTorch 0.1), see ms_gan.nn.blocks
+    bn_eps: float = 1e-5
+    dropout: float = 0.0
+    g_slope: float = 0.2             # LeakyReLU slopes
+    d_slope: float = 0.2
+    sn_iterations: int = 1
+    # mlp family
+    g_hidden: tuple = ()
+    d_hidden: tuple = ()
+    # conv family (token language in ms_gan.models.convnets)
+    g_stem: tuple = ("reshape",)
+    g_stem_act: str = None
+    g_stages: tuple = ()
+    d_stages: tuple = ()
+    d_head: str = None               # "dense" or None (last stage gives one value)
+    d_final: str = None              # "sigmoid" for probability outputs
+    g_attention_after: tuple = ()
+    d_attention_after: tuple = ()
+    # outputs
+    grid_rows: int = 8
+    grid_cols: int = 8
+    grid_gap: int = 2
+    sample_images: int = 0           # extra single sample images written every sample_images_every epochs
+    sample_images_every: int = 2
+    attention_every: int = 1
+    param_prefixes: tuple = ("generator", "discriminator")
+    notes: tuple = field(default_factory=tuple)
+
+    @property
+    def d_output(self):
+        """'prob' when D ends in a sigmoid, else 'logit'."""
+        return "prob" if self.loss == "bce" else "logit"
+
+    @property
+    def d_updates(self):
+        return sum(1 for s in self.steps if s.startswith("d"))
+
+
+_DCGAN64_G = (
+    (("convt", 512, 4, 1, 0), "bn", "relu"),
+    (("convt", 256, 4, 2, 1), "bn", "relu"),
+    (("convt", 128, 4, 2, 1), "bn", "relu"),
+    (("convt", 64, 4, 2, 1), "bn", "relu"),
+    (("convt", 1, 4, 2, 1), "tanh"),
+)
+_DCGAN64_D = (
+    (("conv", 64, 4, 2, 1), "lrelu"),
+    (("conv", 128, 4, 2, 1), "lrelu"),
+    (("conv", 256, 4, 2, 1), "lrelu"),
+    (("conv", 512, 4, 2, 1), "lrelu"),
+    (("conv", 1, 4, 1, 0),),
+)
+
+
+def _spectral(stages, n):
+    """The same stages with the first ``n`` (transposed) convolutions spectrally normalised."""
+    out = []
+    for i, stage in enumerate(stages):
+        if i < n:
+            stage = tuple(("sn_" + t[0],) + tuple(t[1:]) if isinstance(t, tuple) and t[0] in ("conv", "convt")
+                          else t for t in stage)
+        out.append(stage)
+    return tuple(out)
+
+
+_DCGAN64 = dict(
+    family="conv", image_size=64, channels=1, z_dim=20, noise="normal", init="dcgan_normal",
+    batch_size=64, lr_g=1e-4, lr_d=4e-4, beta1_g=0.0, beta2_g=0.9, beta1_d=0.0, beta2_d=0.9,
+    steps=("d", "g"), g_stages=_DCGAN64_G, d_stages=_DCGAN64_D, d_slope=0.1, grid_rows=8, grid_cols=8,
+)
+
+PRESETS = {}
+
+
+def _register(preset):
+    PRESETS[preset.name] = preset
+    return preset
+
+
+_register(Preset(
+    name="mlp_mnist",
+    summary="MLP GAN on MNIST 28x28 (BCE, Adam 2e-4), 10 epochs",
+    source="seed 003: MindSpore MLP GAN article",
+    fixes="the article's GeneratorDataset-over-MnistDataset map has mismatched columns and its loop never "
+          "computes gradients; here MnistDataset feeds value_and_grad steps directly",
+    family="mlp", image_size=28, channels=1, z_dim=128, noise="normal", init="torch_default",
+    loss="bce", steps=("d", "g"), batch_size=32, epochs=10, lr_g=2e-4, lr_d=2e-4,
+    g_hidden=(256, 512, 1024), d_hidden=(512, 256), d_final="sigmoid",
+    grid_rows=5, grid_cols=5, param_prefixes=("gen_model", "disc_model"),
+))
+
+_register(Preset(
+    name="dcgan_digits8",
+    summary="tiny DCGAN on the 8x8 digits: D on fakes, D on reals, G on 2x batch; 200 epochs",
+    source="seed 000: PyTorch DCGAN on scikit-learn's 8x8 digits",
+    fixes="none needed in the recipe; runs on the built-in copy of the digits (no scikit-learn)",
+    family="conv", image_size=8, channels=1, z_dim=64, noise="normal", init="torch_default",
+    loss="bce", steps=("d_fake", "d_real", "g"), g_batch_mult=2, batch_size=16, epochs=200,
+    lr_g=1e-3, lr_d=1e-3, drop_remainder=False,
+    g_stages=((("convt", 64, 3, 1, 0), "relu"), (("convt", 32, 3, 1, 0), "relu"), (("convt", 1, 4, 1, 0), "tanh")),
+    d_stages=((("conv", 16, 4, 1, 0), "lrelu"), (("conv", 32, 3, 1, 0), "lrelu"), (("conv", 1, 3, 1, 0),)),
+    d_final="sigmoid", grid_rows=16, grid_cols=16, grid_gap=2,
+))
+
+_register(Preset(
+    name="dcgan_mnist28",
+    summary="DCGAN on MNIST 28x28 with TF 'SAME' transposed convs and an L2 penalty on D; 51 epochs",
+    source="seed 002: TensorFlow 1 DCGAN on MNIST",
+    fixes="the article's D applied a sigmoid before sigmoid_cross_entropy_with_logits (double sigmoid): "
+          "logits are used once; its inference path skipped BatchNorm: BN uses moving statistics in eval",
+    family="conv", image_size=28, channels=1, z_dim=100, noise="uniform", init="tf_normal",
+    loss="bce_logits", steps=("d", "g"), batch_size=100, epochs=51, lr_g=2e-4, lr_d=2e-4,
+    beta1_g=0.5, beta1_d=0.1, adam_eps_mode="tf", fake_for_d_eval_mode=True,
+    d_l2_coef=0.001, d_l2_params=("body.layers.1.0.weight", "body.layers.2.0.weight"),
+    g_stem=("dense", 256, 4, 4), g_stem_act="relu",
+    g_stages=((("convt", 128, 4, 2, (1, 2, 1, 2)), "bn", "lrelu"),
+              (("convt", 64, 4, 2, 1), "bn", "lrelu"),
+              (("convt", 1, 4, 2, 1), "tanh")),
+    d_stages=((("conv", 64, 4, 2, "same"), "lrelu"), (("conv", 128, 4, 2, "same"), "lrelu"),
+              (("conv", 256, 4, 2, "same"), "lrelu")),
+    d_head="dense", grid_rows=10, grid_cols=10, sample_images=5, sample_images_every=2,
+))
+
+_register(Preset(
+    name="dcgan64",
+    summary="DCGAN 64x64 grayscale (BCE with logits, Adam G 1e-4 / D 4e-4, betas (0, 0.9)); 200 epochs",
+    source="seed 004 (first half): PyTorch DCGAN on 64x64 MNIST sevens and eights",
+    fixes="the article printed epoch loss sums divided by the batch size; per-batch means are logged",
+    loss="bce_logits", epochs=200, **_DCGAN64,
+))
+
+_register(Preset(
+    name="sagan64",
+    summary="SAGAN 64x64: spectral norm, self-attention at 16x16/32x32 (G) and 8x8/4x4 (D), hinge loss; 300 epochs",
+    source="seed 004 (second half): PyTorch SAGAN",
+    fixes="the article printed epoch loss sums divided by the batch size; per-batch means are logged",
+    loss="hinge", epochs=300,
+    g_attention_after=(3, 4), d_attention_after=(3, 4),
+    **dict(_DCGAN64, g_stages=_spectral(_DCGAN64_G, 4), d_stages=_spectral(_DCGAN64_D, 4)),
+))
+
+_register(Preset(
+    name="dcgan128_rgb",
+    summary="upsampling DCGAN on 128x128 RGB (Keras): half-batch D updates, G with D frozen",
+    source="seed 001: Keras DCGAN on anime icons",
+    fixes="none in the recipe; Keras' BatchNormalization(momentum=0.8) maps to MindSpore momentum 0.8, eps 1e-3",
+    family="conv", image_size=128, channels=3, z_dim=100, noise="uniform", init="keras_default",
+    loss="bce", steps=("d_real", "d_fake", "g"), batch_size=128, epochs=4665, lr_g=2e-4, lr_d=2e-4,
+    beta1_g=0.5, beta1_d=0.5, adam_eps=1e-7, adam_eps_mode="tf", real_batch_div=2, g_batch_mult=2,
+    sampling="replacement", fake_for_d_eval_mode=True, bn_momentum=0.8, bn_eps=1e-3, dropout=0.25,
+    g_stem=("dense", 128, 32, 32), g_stem_act="relu",
+    g_stages=(("bn", "up2", ("conv", 128, 3, 1, "same"), "relu"),
+              ("bn", "up2", ("conv", 64, 3, 1, "same"), "relu"),
+              ("bn", ("conv", 3, 3, 1, "same"), "tanh")),
+    d_stages=((("conv", 32, 3, 2, "same"), "lrelu", "dropout"),
+              (("conv", 64, 3, 2, "same"), ("zpad", 0, 1, 0, 1), "lrelu", "dropout", "bn"),
+              (("conv", 128, 3, 2, "same"), "lrelu", "dropout", "bn"),
+              (("conv", 256, 3, 1, "same"), "lrelu", "dropout")),
+    d_head="dense", d_final="sigmoid", grid_rows=4, grid_cols=4,
+))
+
+
+def names():
+    return sorted(PRESETS)
+
+
+def get(name):
+    """The preset called ``name``; UserError listing the choices otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserError(f"unknown preset {name!r}: choose one of {', '.join(names())} "
+                        f"(ms-gan presets lists them)") from None
+
+
+OVERRIDABLE = ("epochs", "batch_size", "lr_g", "lr_d", "beta1_g", "beta2_g", "beta1_d", "beta2_d", "z_dim",
+               "d_l2_coef", "sn_iterations", "g_batch_mult")
+
+
+def override(preset, **values):
+    """A copy of ``preset`` with the given (non-None) fields replaced, validated."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    for key in changes:
+        if key not in OVERRIDABLE:
+            raise UserError(f"{key} cannot be overridden")
+    for key in ("epochs", "batch_size", "z_dim", "sn_iterations", "g_batch_mult"):
+        if key in changes and int(changes[key]) < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {changes[key]}")
+    for key in ("lr_g", "lr_d"):
+        if key in changes and not float(changes[key]) > 0:
+            raise UserError(f"--{key.replace('_', '-')} must be positive, got {changes[key]}")
+    for key in ("beta1_g", "beta2_g", "beta1_d", "beta2_d"):
+        if key in changes and not 0.0 <= float(changes[key]) < 1.0:
+            raise UserError(f"--{key.replace('_', '-')} must be in [0, 1), got {changes[key]}")
+    if "d_l2_coef" in changes and float(changes["d_l2_coef"]) < 0:
+        raise UserError(f"--d-l2-coef must be >= 0, got {changes['d_l2_coef']}")
+    if "batch_size" in changes and int(changes["batch_size"]) % preset.real_batch_div:
+        raise UserError(f"preset {preset.name} splits batches in {preset.real_batch_div}: "
+                        f"--batch-size must be a multiple of {preset.real_batch_div}")
+    return dataclasses.replace(preset, **changes)
+
+
+def to_dict(preset):
+    return dataclasses.asdict(preset)

@@ -1,0 +1,150 @@
+"""SelfAttention against the SPEC formula in NumPy and the article's torch code."""
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import Tensor
+
+from ms_gan.errors import UserError
+from ms_gan.nn.attention import SelfAttention
+
+
+def make(in_dim=16, gamma=0.7, seed=0):
+    """A SelfAttention with seeded random weights and the given gamma."""
+    rng = np.random.default_rng(seed)
+    cell = SelfAttention(in_dim)
+    for param in cell.trainable_params():
+        param.set_data(Tensor((0.3 * rng.standard_normal(param.shape)).astype(np.float32)))
+    cell.gamma.set_data(Tensor(np.array([gamma], np.float32)))
+    return cell, rng
+
+
+def numpy_attention(cell, x):
+    """SPEC section 5 in float64 NumPy: returns (out, attention_map)."""
+    p = {name: cell.parameters_dict()[name].asnumpy().astype(np.float64) for name in cell.parameters_dict()}
+    x = np.asarray(x, np.float64)
+    b, c, h, w = x.shape
+    flat = x.reshape(b, c, h * w)
+
+    def conv1x1(prefix):
+        return np.einsum("oc,bcn->bon", p[prefix + ".weight"][:, :, 0, 0], flat) + p[prefix + ".bias"][None, :, None]
+
+    q, k, v = conv1x1("query_conv"), conv1x1("key_conv"), conv1x1("value_conv")
+    s = np.einsum("bci,bcj->bij", q, k)                        # S = q^T k, (B, N, N)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    attention_map_t = e / e.sum(axis=1, keepdims=True)         # softmax over dim -2
+    attention_map = attention_map_t.transpose(0, 2, 1)
+    o = v @ attention_map.transpose(0, 2, 1)                   # v . attention^T
+    out = x + p["gamma"][0] * o.reshape(b, c, h, w)
+    return out, attention_map
+
+
+def test_parameters_and_initial_gamma():
+    cell = SelfAttention(64)
+    names = [p.name for p in cell.get_parameters()]
+    assert sorted(names) == sorted(["gamma", "query_conv.weight", "query_conv.bias", "key_conv.weight",
+                                    "key_conv.bias", "value_conv.weight", "value_conv.bias"])
+    assert {p.name for p in cell.trainable_params()} == set(names)
+    assert cell.gamma.shape == (1,) and cell.gamma.asnumpy()[0] == 0
+    assert cell.query_conv.weight.shape == (8, 64, 1, 1)
+    assert cell.key_conv.weight.shape == (8, 64, 1, 1)
+    assert cell.value_conv.weight.shape == (64, 64, 1, 1)
+    # torch's default init: kaiming-uniform(a=sqrt(5)) -> bound 1/sqrt(fan_in); bias U(+-1/sqrt(fan_in)).
+    bound = 1 / np.sqrt(64)
+    for p in cell.trainable_params():
+        if p.name != "gamma":
+            assert np.abs(p.asnumpy()).max() <= bound + 1e-7
+            assert np.abs(p.asnumpy()).max() > 0.5 * bound
+    with pytest.raises(UserError):
+        SelfAttention(4)
+
+
+def test_gamma_zero_is_identity_and_map_rows_sum_to_one():
+    cell, rng = make(gamma=0.0)
+    x = rng.standard_normal((2, 16, 5, 3)).astype(np.float32)
+    out, attention_map = cell(Tensor(x))
+    np.testing.assert_array_equal(out.asnumpy(), x)
+    attention_map = attention_map.asnumpy()
+    assert attention_map.shape == (2, 15, 15)
+    assert attention_map.min() >= 0
+    # attention_map[b, p, :] are the weights output position p gives to every position:
+    # they sum to 1 over the LAST axis (the softmax ran over dim -2, then the map was transposed).
+    np.testing.assert_allclose(attention_map.sum(axis=-1), 1.0, atol=1e-5)
+    assert not np.allclose(attention_map.sum(axis=-2), 1.0, atol=1e-3)
+
+
+def test_forward_matches_numpy_formula():
+    cell, rng = make(gamma=0.7)
+    x = rng.standard_normal((2, 16, 4, 6)).astype(np.float32)
+    out, attention_map = cell(Tensor(x))
+    ref_out, ref_map = numpy_attention(cell, x)
+    np.testing.assert_allclose(attention_map.asnumpy(), ref_map, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.asnumpy(), ref_out, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out.asnumpy(), x, atol=1e-2)  # gamma != 0 really changes x
+
+
+def test_forward_matches_article_torch_code():
+    torch = pytest.importorskip("torch")
+    from torch import nn as tnn
+
+    class Self_Attention(tnn.Module):  # noqa: N801  (the article's code, comments removed)
+        def __init__(self, in_dim):
+            super().__init__()
+            self.query_conv = tnn.Conv2d(in_channels=in_dim, out_channels=in_dim // 8, kernel_size=1)
+            self.key_conv = tnn.Conv2d(in_channels=in_dim, out_channels=in_dim // 8, kernel_size=1)
+            self.value_conv = tnn.Conv2d(in_channels=in_dim, out_channels=in_dim, kernel_size=1)
+            self.softmax = tnn.Softmax(dim=-2)
+            self.gamma = tnn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            X = x  # noqa: N806
+            proj_query = self.query_conv(X).view(X.shape[0], -1, X.shape[2] * X.shape[3])
+            proj_query = proj_query.permute(0, 2, 1)
+            proj_key = self.key_conv(X).view(X.shape[0], -1, X.shape[2] * X.shape[3])
+            S = torch.bmm(proj_query, proj_key)  # noqa: N806
+            attention_map_T = self.softmax(S)  # noqa: N806
+            attention_map = attention_map_T.permute(0, 2, 1)
+            proj_value = self.value_conv(X).view(X.shape[0], -1, X.shape[2] * X.shape[3])
+            o = torch.bmm(proj_value, attention_map.permute(0, 2, 1))
+            o = o.view(X.shape[0], X.shape[1], X.shape[2], X.shape[3])
+            out = x + self.gamma * o
+            return out, attention_map
+
+    cell, rng = make(in_dim=32, gamma=-1.3, seed=4)
+    ref = Self_Attention(32)
+    ref.load_state_dict({name: torch.from_numpy(p.asnumpy().copy()) for name, p in cell.parameters_dict().items()})
+    x = rng.standard_normal((2, 32, 4, 4)).astype(np.float32)
+    out, attention_map = cell(Tensor(x))
+    with torch.no_grad():
+        t_out, t_map = ref(torch.from_numpy(x))
+    np.testing.assert_allclose(out.asnumpy(), t_out.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(attention_map.asnumpy(), t_map.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_graph_mode_matches_pynative_with_gradients():
+    cell, rng = make(gamma=0.5, seed=2)
+    x = Tensor(rng.standard_normal((2, 16, 4, 4)).astype(np.float32))
+
+    def loss_fn(x):
+        out, attention_map = cell(x)
+        return (out ** 2).mean() + attention_map.max()
+
+    grad_fn = ms.value_and_grad(loss_fn, None, cell.trainable_params())
+
+    def step(x):
+        return grad_fn(x)
+
+    loss_py, grads_py = step(x)
+    loss_g, grads_g = ms.jit(step)(x)
+    np.testing.assert_allclose(loss_g.asnumpy(), loss_py.asnumpy(), rtol=1e-5)
+    for g_py, g_g, p in zip(grads_py, grads_g, cell.trainable_params()):
+        np.testing.assert_allclose(g_g.asnumpy(), g_py.asnumpy(), rtol=1e-4, atol=1e-6, err_msg=p.name)
+        assert np.abs(g_py.asnumpy()).max() > 0, p.name
+
+    def forward(x):
+        return cell(x)
+
+    out_g, map_g = ms.jit(forward)(x)
+    out_py, map_py = cell(x)
+    np.testing.assert_allclose(out_g.asnumpy(), out_py.asnumpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(map_g.asnumpy(), map_py.asnumpy(), rtol=1e-5, atol=1e-7)
