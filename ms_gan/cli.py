@@ -266,15 +266,24 @@ def build_parser():
     return parser
 
 
+# Modules that add sub-commands: each defines ``register(subparsers)`` which adds its
+# parsers (built with _Parser, so errors stay one line) and sets ``func``.
+COMMAND_MODULES = ("ms_gan.export", "ms_gan.eval.cli", "ms_gan.convert")
+
+
 def _extra_commands():
-    """Sub-commands defined in other modules (each registers its own parser)."""
+    """``register`` functions of the command modules that exist in this installation."""
+    import importlib
+
     found = []
-    for module in ("ms_gan.cli_extra",):
+    for name in COMMAND_MODULES:
         try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside the module
+                raise
             continue
-        found.extend(mod.REGISTER)
+        found.append(module.register)
     return found
 
 

@@ -67,6 +67,12 @@ def initialize(cell, scheme, rng):
                 _set(sub.weight, rng.uniform(-limit, limit, shape))
                 if bias is not None:
                     _set(bias, np.zeros(bias.shape))
+        elif hasattr(sub, "weight_u") and hasattr(sub, "weight_v"):
+            # Spectral norm's power-iteration vectors: normal then normalised (torch's
+            # recipe), drawn here so they too depend only on the seed.
+            for vec in (sub.weight_u, sub.weight_v):
+                draw = rng.normal(0.0, 1.0, vec.shape)
+                _set(vec, draw / max(np.linalg.norm(draw), 1e-12))
         elif isinstance(sub, _NORMS) and scheme == "dcgan_normal":
             _set(sub.gamma, rng.normal(1.0, 0.02, sub.gamma.shape))
             _set(sub.beta, np.zeros(sub.beta.shape))

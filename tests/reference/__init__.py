@@ -1,0 +1,1 @@
+"""PyTorch reference implementations of every preset (tests and benchmarks only; never imported by ms_gan)."""

@@ -1,0 +1,67 @@
+"""Losses on hand-computed values, and the L2 penalty's exact contribution."""
+import math
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+
+from ms_gan import presets
+from ms_gan.models import build
+from ms_gan.train.losses import LossFamily, bce, bce_with_logits, hinge_d_fake, hinge_d_real, hinge_g, l2_half
+from ms_gan.train.optim import Adam
+from ms_gan.train.steps import build_steps
+
+
+def T(values):
+    return ms.Tensor(np.asarray(values, dtype=np.float32))
+
+
+def test_bce_on_probabilities():
+    # -(log 0.8 + log(1-0.4)) / 2 for targets 1, 0
+    got = float(bce(T([0.8, 0.4]), T([1.0, 0.0])).asnumpy())
+    assert got == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2, rel=1e-6)
+    # saturated probabilities stay finite: log clamped at -100 like torch.nn.BCELoss
+    assert float(bce(T([0.0]), T([1.0])).asnumpy()) == pytest.approx(100.0)
+
+
+def test_bce_with_logits_is_stable():
+    x = [2.0, -1.0, 50.0, -50.0]
+    t = [1.0, 0.0, 0.0, 1.0]
+    expected = np.mean([math.log1p(math.exp(-2.0)), math.log1p(math.exp(-1.0)), 50.0, 50.0])
+    assert float(bce_with_logits(T(x), T(t)).asnumpy()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_hinge_losses_by_hand():
+    real, fake = T([2.0, 0.5, -1.0]), T([-2.0, 0.0, 1.5])
+    assert float(hinge_d_real(real).asnumpy()) == pytest.approx((0 + 0.5 + 2.0) / 3)
+    assert float(hinge_d_fake(fake).asnumpy()) == pytest.approx((0 + 1.0 + 2.5) / 3)
+    assert float(hinge_g(fake).asnumpy()) == pytest.approx(-(-2.0 + 0.0 + 1.5) / 3)
+    family = LossFamily("hinge")
+    assert family.threshold == 0.0 and LossFamily("bce").threshold == 0.5
+
+
+def test_l2_half_is_tf_l2_loss():
+    assert float(l2_half([T([[1.0, 2.0]]), T([3.0])]).asnumpy()) == pytest.approx((1 + 4 + 9) / 2)
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_mnist28_l2_penalty_changes_d_loss_by_exactly_the_expected_amount(use_jit):
+    p = presets.get("dcgan_mnist28")
+    G, D = build(p, seed=0)
+    G.set_train(True)
+    D.set_train(True)
+    w2 = D.body.layers[1][0].weight
+    w3 = D.body.layers[2][0].weight
+    rng = np.random.default_rng(0)
+    w2.set_data(T(rng.normal(0, 0.1, w2.shape)))
+    w3.set_data(T(rng.normal(0, 0.1, w3.shape)))
+    expected = 0.001 * (np.sum(w2.asnumpy().astype(np.float64) ** 2) / 2 + np.sum(w3.asnumpy().astype(np.float64) ** 2) / 2)
+    opt_g = Adam(G.trainable_params(), 1e-4, prefix="og")
+    opt_d = Adam(D.trainable_params(), 1e-4, prefix="od")
+    steps = build_steps(p, G, D, opt_g, opt_d, use_jit=use_jit)
+    real = T(rng.uniform(-1, 1, (4, 1, 28, 28)))
+    fake = T(rng.uniform(-1, 1, (4, 1, 28, 28)))
+    total, loss_real, loss_fake, _, _ = (float(v.asnumpy()) for v in steps.d(real, fake))
+    assert total - (loss_real + loss_fake) == pytest.approx(expected, rel=1e-4)
+    assert expected > 0.01
