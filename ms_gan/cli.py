@@ -108,12 +108,13 @@ def cmd_train(args):
     out = args.out or os.path.join("runs", preset.name)
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
+    # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
+    _setup_device(args, seed=args.seed)
     rank, world, reducers = 0, 1, (None, None)
     if args.distributed:
         from ms_gan.train import distributed
 
         rank, world, reducers = distributed.init()
-    _setup_device(args, seed=args.seed)
     options = {
         "preset": preset.name, "overrides": overrides, "data": os.path.abspath(data) if data != "builtin" else data,
         "data_description": description, "seed": args.seed, "device": args.device, "mode": args.mode,

@@ -415,10 +415,11 @@ class Trainer:
         sums["images"] += batch
         current.update(d_loss=d_total, g_loss=g_total)
         if not (math.isfinite(d_total) and math.isfinite(g_total)):
-            where = f"{self.ckpt_path}" if os.path.isfile(self.ckpt_path) else "none was written yet"
+            where = (f"the last good checkpoint is {self.ckpt_path}" if os.path.isfile(self.ckpt_path)
+                     else "no checkpoint was written before it (the last good checkpoint: none)")
             raise TrainingDiverged(f"loss became {'NaN' if math.isnan(d_total + g_total) else 'infinite'} at "
-                                   f"step {step} (epoch {epoch + 1}); training stopped, the last good "
-                                   f"checkpoint is {where}; lower the learning rates")
+                                   f"step {step} (epoch {epoch + 1}); training stopped, {where}; "
+                                   f"lower the learning rates")
         return current
 
     def _epoch_record(self, sums, epoch, step, seconds, wall):

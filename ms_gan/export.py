@@ -1,0 +1,462 @@
+"""Export a checkpoint's G (or D) to MindIR or ONNX, and load an exported G for inference.
+
+``ms-gan export --ckpt RUN_OR_CKPT --format MINDIR|ONNX --out FILE [--net g|d]``
+
+* The exported network is in eval mode (BatchNorm moving statistics, no dropout)
+  and returns only its primary output (attention maps are dropped).
+* MindIR has a dynamic batch dimension: it is exported with
+  ``mindspore.Tensor(shape=[None, ...])``. A fixed-shape MindIR fails on other
+  batch sizes with a oneDNN "could not create a primitive descriptor" error.
+* MindSpore 2.10 cannot export ONNX with a dynamic shape, and its ONNX files do
+  not run under onnxruntime as written (ConvTranspose carries a 4-D
+  ``output_shape``, which the ONNX spec defines as spatial only). The file is
+  exported with a fixed batch of :data:`ONNX_EXPORT_BATCH` and then repaired with
+  the optional ``onnx`` package (:func:`repair_onnx`): the ConvTranspose
+  attribute is fixed and the batch dimension made symbolic. When onnxruntime is
+  installed the repaired file is checked against the checkpoint's Cell.
+* Next to the exported file a JSON sidecar ``FILE.json`` records the preset name
+  and overrides, the network, the input shape and the source checkpoint, so
+  ``ms-gan sample --mindir FILE`` needs no model code and no flags.
+"""
+import hashlib
+import json
+import os
+
+from ms_gan.errors import UserError
+
+FORMATS = ("MINDIR", "ONNX")
+SUFFIX = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+SIDECAR_FORMAT = "ms_gan-export-1"
+# Fixed batch of the ONNX export before the repair makes it symbolic. A prime no
+# layer of any preset uses as a size, so that a Reshape target equal to it can only
+# be the batch dimension.
+ONNX_EXPORT_BATCH = 13
+ONNX_INSTALL_HINT = "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' (both work with numpy<2)"
+
+
+def sidecar_path(path):
+    """The JSON metadata file written next to an exported model."""
+    return path + ".json"
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- export-ready networks
+
+
+def _export_cells():
+    """Cell classes used only for export (MindSpore imported lazily)."""
+    from mindspore import nn, ops
+
+    class PrimaryOutput(nn.Cell):
+        """Wraps a network that may return (output, attention maps...) to return the output only."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.has_attention = bool(getattr(net, "has_attention", False))
+
+        def construct(self, x):
+            out = self.net(x)
+            if self.has_attention:
+                return out[0]
+            return out
+
+    class Nearest2x(nn.Cell):
+        """Nearest-neighbour 2x upsampling that exports with a dynamic batch and to ONNX.
+
+        ``nn.Upsample(recompute_scale_factor=True)`` holds control flow that a
+        dynamic-batch MindIR cannot run, and its ResizeNearestNeighborV2 has no
+        ONNX converter. The spatial size is static in every preset.
+        """
+
+        def construct(self, x):
+            resize = ops.ResizeNearestNeighbor((x.shape[2] * 2, x.shape[3] * 2))
+            return resize(x)
+
+    class ZeroPad(nn.Cell):
+        """``nn.ZeroPad2d`` through the Pad primitive (PadV3 has no ONNX converter)."""
+
+        def __init__(self, padding):
+            super().__init__()
+            left, right, top, bottom = padding
+            self.pad = ops.Pad(((0, 0), (0, 0), (top, bottom), (left, right)))
+
+        def construct(self, x):
+            return self.pad(x)
+
+    return PrimaryOutput, Nearest2x, ZeroPad
+
+
+def export_ready(net):
+    """``net`` in eval mode with export-hostile layers swapped for equivalents, primary output only.
+
+    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children) and returns a
+    wrapper Cell; build a fresh network for anything else.
+    """
+    from mindspore import nn
+
+    PrimaryOutput, Nearest2x, ZeroPad = _export_cells()
+    for _, cell in list(net.cells_and_names()):
+        children = getattr(cell, "_cells", {})
+        changed = False
+        for key, child in list(children.items()):
+            new = None
+            if isinstance(child, nn.Upsample):
+                if child.mode != "nearest" or child.size is not None or float(child.scale_factor) != 2.0:
+                    raise UserError(f"cannot export {child}: only nearest 2x upsampling is supported")
+                new = Nearest2x()
+            elif isinstance(child, nn.ZeroPad2d):
+                padding = tuple(int(v) for v in child.padding)
+                if len(padding) != 4:
+                    raise UserError(f"cannot export ZeroPad2d with padding {padding}")
+                new = ZeroPad(padding)
+            if new is not None:
+                children[key] = new
+                changed = True
+        if changed and isinstance(cell, nn.SequentialCell):
+            cell.cell_list = list(cell._cells.values())
+    wrapper = PrimaryOutput(net)
+    wrapper.set_train(False)
+    return wrapper
+
+
+def load_network(ckpt, net="g"):
+    """(preset, network in eval mode, meta, checkpoint path) of G or D from a checkpoint."""
+    from ms_gan.generate import preset_from_meta
+    from ms_gan.models import build_discriminator, build_generator
+    from ms_gan.train import checkpoint as ckpt_io
+
+    path = ckpt_io.resolve(ckpt)
+    params, meta = ckpt_io.load(path)
+    preset = preset_from_meta(meta, path)
+    build = build_generator if net == "g" else build_discriminator
+    cell = build(preset, seed=0)
+    ckpt_io.assign([cell], params, path)
+    cell.set_train(False)
+    return preset, cell, meta, path
+
+
+def input_shape(preset, net="g", batch=None):
+    return [batch, preset.z_dim] if net == "g" else [batch, preset.channels, preset.image_size, preset.image_size]
+
+
+def _with_suffix(out, fmt):
+    suffix = SUFFIX[fmt]
+    return out if out.lower().endswith(suffix) else out + suffix
+
+
+def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True):
+    """Export G or D of a checkpoint; returns a dict describing what was written.
+
+    Args:
+        ckpt: checkpoint file or run directory.
+        fmt: 'MINDIR' or 'ONNX' (case-insensitive).
+        out: output file; the format's suffix is added when missing. Default
+            ``<preset>_<net>.mindir|.onnx`` in the current folder.
+        net: 'g' or 'd'.
+        verify: for ONNX, compare onnxruntime with the Cell when onnxruntime is installed.
+
+    Returns:
+        dict with ``path``, ``sidecar``, ``preset``, ``net``, ``format`` and for ONNX
+        ``max_abs_diff`` (None when not verified).
+    """
+    import mindspore as ms
+    import numpy as np
+
+    fmt = str(fmt).upper()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: use MINDIR or ONNX")
+    net = str(net).lower()
+    if net not in ("g", "d"):
+        raise UserError(f"--net must be g or d, got {net!r}")
+    if fmt == "ONNX":
+        _require_onnx()
+    preset, cell, meta, path = load_network(ckpt, net)
+    out = _with_suffix(out or f"{preset.name}_{net}", fmt)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    wrapper = export_ready(cell)
+    base = out[: -len(SUFFIX[fmt])]
+    result = {"path": out, "sidecar": sidecar_path(out), "preset": preset.name, "net": net, "format": fmt}
+    if fmt == "MINDIR":
+        spec = ms.Tensor(shape=input_shape(preset, net), dtype=ms.float32)
+        ms.export(wrapper, spec, file_name=base, file_format="MINDIR")
+    else:
+        rng = np.random.default_rng(0)
+        example = rng.standard_normal(input_shape(preset, net, ONNX_EXPORT_BATCH)).astype(np.float32)
+        ms.export(wrapper, ms.Tensor(example), file_name=base, file_format="ONNX")
+        repair_onnx(out, ONNX_EXPORT_BATCH)
+        result["max_abs_diff"] = None
+        if verify and _has_onnxruntime():
+            # The repaired graph must match the Cell, at a batch other than the export's.
+            x = rng.standard_normal(input_shape(preset, net, 3)).astype(np.float32)
+            expected = wrapper(ms.Tensor(x)).asnumpy()
+            got = run_onnx(out, x)
+            diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+            if not diff <= 1e-4:
+                raise UserError(f"the repaired ONNX file {out} does not reproduce the network "
+                                f"(max abs difference {diff}); please report this with the preset name")
+            result["max_abs_diff"] = diff
+    if not os.path.isfile(out):
+        raise UserError(f"MindSpore did not write {out}")
+    sidecar = {
+        "format": SIDECAR_FORMAT, "model_format": fmt, "net": net, "preset": preset.name,
+        "overrides": meta.get("overrides", {}), "input_shape": input_shape(preset, net),
+        "input": "noise (N, z_dim) from the preset's distribution" if net == "g" else "images (N, C, H, W) in [-1, 1]",
+        "output": "images (N, C, H, W) in [-1, 1]" if net == "g" else f"D output (N, 1), a {preset.d_output}",
+        "source_checkpoint": os.path.abspath(path), "step": meta.get("step"), "epoch": meta.get("epoch"),
+        "sha256": file_sha256(out), "mindspore": ms.__version__,
+    }
+    with open(sidecar_path(out), "w") as f:
+        json.dump(sidecar, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return result
+
+
+# ---------------------------------------------------------------------------- ONNX repair
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError(f"ONNX export needs the optional 'onnx' package: {ONNX_INSTALL_HINT}") from None
+
+
+def _has_onnxruntime():
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def repair_onnx(path, batch=ONNX_EXPORT_BATCH, out=None):
+    """Make a MindSpore 2.10 ONNX file run under onnxruntime with any batch size.
+
+    * ConvTranspose: MindSpore writes ``output_shape`` as (N, C, H, W); ONNX
+      defines it as spatial only. MindSpore also writes its ``pads`` in the order
+      (top, bottom, left, right) instead of ONNX's (top, left, bottom, right),
+      which only matters for asymmetric padding (dcgan_mnist28's first layer). Where explicit ``pads`` or ``auto_pad=VALID``
+      already fix the output, the attribute is dropped (onnxruntime ignores
+      explicit pads when ``output_shape`` is present, which would re-distribute
+      asymmetric padding); otherwise it is cut to (H, W).
+    * Batch: the graph input and output get a symbolic first dimension, and
+      Reshape targets whose first entry is the export batch get 0 ("copy the
+      input's dimension"); Resize nodes given the full output ``sizes`` (batch
+      included) get the equivalent ``scales``.
+
+    Args:
+        path: the exported ``.onnx`` file.
+        batch: the fixed batch size it was exported with.
+        out: where to write the repaired model (default: over ``path``).
+
+    Returns:
+        The path written.
+    """
+    _require_onnx()
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(path)
+    graph = model.graph
+    constants = {}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    constants[node.output[0]] = attr
+    initializers = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "ConvTranspose":
+            attrs = {a.name: a for a in node.attribute}
+            shape_attr = attrs.get("output_shape")
+            if shape_attr is not None and len(shape_attr.ints) == 4:
+                pads_fix_it = "pads" in attrs or (
+                    "auto_pad" in attrs and helper.get_attribute_value(attrs["auto_pad"]) == b"VALID")
+                spatial = list(shape_attr.ints)[2:]
+                node.attribute.remove(shape_attr)
+                if "pads" in attrs and len(attrs["pads"].ints) == 4:
+                    # MindSpore writes ConvTranspose pads as (top, bottom, left, right);
+                    # ONNX wants (top, left, bottom, right).
+                    top, bottom, left, right = attrs["pads"].ints
+                    attrs["pads"].ClearField("ints")
+                    attrs["pads"].ints.extend([top, left, bottom, right])
+                if not pads_fix_it:
+                    node.attribute.append(helper.make_attribute("output_shape", spatial))
+        elif node.op_type == "Reshape" and len(node.input) > 1:
+            name = node.input[1]
+            if name in constants:
+                attr = constants[name]
+                shape = numpy_helper.to_array(attr.t).copy()
+                if shape.size and shape[0] == batch:
+                    shape[0] = 0
+                    attr.t.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), attr.t.name))
+            elif name in initializers:
+                init = initializers[name]
+                shape = numpy_helper.to_array(init).copy()
+                if shape.size and shape[0] == batch:
+                    shape[0] = 0
+                    init.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), init.name))
+    _resize_sizes_to_scales(model, constants, initializers, batch)
+    for value in list(graph.input) + list(graph.output):
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) and dims[0].dim_value == batch:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    # Intermediate shapes were inferred for the fixed batch; let onnxruntime re-infer them.
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    out = out or path
+    onnx.save(model, out)
+    return out
+
+
+def _resize_sizes_to_scales(model, constants, initializers, batch):
+    """Resize nodes with a full (N, C, H, W) ``sizes`` input get ``scales`` instead.
+
+    MindSpore writes the export batch into ``sizes``; scales (1, 1, H'/H, W'/W)
+    hold no batch. Input shapes come from ONNX shape inference on the fixed-batch graph.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    resizes = [n for n in graph.node if n.op_type == "Resize" and len(n.input) == 4 and n.input[3]]
+    if not resizes:
+        return
+    inferred = onnx.shape_inference.infer_shapes(model)
+    dims = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims[value.name] = [d.dim_value for d in value.type.tensor_type.shape.dim]
+    for node in resizes:
+        name = node.input[3]
+        if name in constants:
+            sizes = numpy_helper.to_array(constants[name].t)
+        elif name in initializers:
+            sizes = numpy_helper.to_array(initializers[name])
+        else:
+            continue
+        if sizes.size != 4 or sizes[0] != batch:
+            continue
+        in_dims = dims.get(node.input[0])
+        if not in_dims or len(in_dims) != 4 or 0 in in_dims:
+            raise UserError(f"cannot repair Resize node {node.name or node.output[0]}: unknown input shape")
+        scales = (sizes.astype(np.float64) / np.asarray(in_dims, dtype=np.float64)).astype(np.float32)
+        scales_name = node.output[0] + "_scales"
+        graph.initializer.append(numpy_helper.from_array(scales, scales_name))
+        node.input[2] = scales_name
+        del node.input[3]
+
+
+def run_onnx(path, x):
+    """Run an ONNX file with onnxruntime on one float32 input; returns the first output."""
+    import numpy as np
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(f"running ONNX needs the optional 'onnxruntime' package: {ONNX_INSTALL_HINT}") from None
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+# ---------------------------------------------------------------------------- inference from MindIR
+
+
+def read_sidecar(path):
+    """The metadata written next to an exported model; UserError when missing or foreign."""
+    meta_path = sidecar_path(path)
+    if not os.path.isfile(meta_path):
+        raise UserError(f"{path} has no metadata file {meta_path}: export it with 'ms-gan export', "
+                        f"which writes both")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {meta_path}: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+        raise UserError(f"{meta_path} is not an ms_gan export description ({SIDECAR_FORMAT})")
+    return meta
+
+
+def load_mindir(path):
+    """(callable G, preset) from an exported generator ``.mindir`` and its JSON sidecar.
+
+    The callable is an ``nn.GraphCell`` over ``mindspore.load(path)``: it takes a
+    float32 Tensor (N, z_dim) for any N and returns images (N, C, H, W) in [-1, 1].
+    """
+    import mindspore as ms
+    from mindspore import nn
+
+    from ms_gan import presets
+
+    if path is None or not os.path.isfile(path):
+        raise UserError(f"MindIR file {path!r} does not exist")
+    if not str(path).lower().endswith(".mindir"):
+        raise UserError(f"{path} is not a .mindir file (ONNX files run with onnxruntime, see the README)")
+    meta = read_sidecar(path)
+    if meta.get("net") != "g":
+        raise UserError(f"{path} holds the discriminator; sampling needs a generator "
+                        f"(ms-gan export --net g)")
+    preset = presets.override(presets.get(meta["preset"]), **meta.get("overrides", {}))
+    try:
+        graph = ms.load(path)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(f"cannot load MindIR {path}: {first[:160]}") from None
+    G = nn.GraphCell(graph)
+    G.set_train(False)
+    return G, preset
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def cmd_export(args):
+    from ms_gan.cli import _setup_device
+
+    fmt = args.format.upper()
+    if fmt == "ONNX":
+        _require_onnx()
+    if args.out is not None and not args.out.lower().endswith(SUFFIX[fmt]) and os.path.splitext(args.out)[1]:
+        raise UserError(f"--out {args.out!r} does not end in {SUFFIX[fmt]} (the {fmt} suffix)")
+    _setup_device(args)
+    result = export(args.ckpt, fmt, args.out, args.net)
+    what = "generator" if result["net"] == "g" else "discriminator"
+    line = f"exported the {what} of {result['preset']} to {result['path']} (metadata: {result['sidecar']})"
+    if fmt == "ONNX":
+        diff = result.get("max_abs_diff")
+        line += ("; onnxruntime not installed, not verified" if diff is None
+                 else f"; onnxruntime matches the checkpoint (max abs diff {diff:.2e})")
+    print(line)
+    return 0
+
+
+def register(subparsers):
+    """Add ``ms-gan export``."""
+    from ms_gan.cli import _add_device_flags
+
+    p = subparsers.add_parser("export", help="export G (or D) of a checkpoint to MindIR or ONNX")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (its latest checkpoint)")
+    p.add_argument("--format", type=str.upper, choices=FORMATS, default="MINDIR",
+                   help="MINDIR (default, dynamic batch) or ONNX (needs the optional onnx package)")
+    p.add_argument("--out", default=None, help="output file (default PRESET_NET.mindir/.onnx); "
+                                               "a FILE.json with its metadata is written next to it")
+    p.add_argument("--net", type=str.lower, choices=("g", "d"), default="g",
+                   help="g: the generator, input noise (N, z_dim) (default); d: the discriminator, "
+                        "input images (N, C, H, W)")
+    _add_device_flags(p, with_mode=False)
+    p.set_defaults(func=cmd_export)
