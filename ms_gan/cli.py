@@ -195,6 +195,36 @@ def cmd_interpolate(args):
     return 0
 
 
+# ---------------------------------------------------------------------------- attention
+
+
+def cmd_attention(args):
+    import math as _math
+
+    import mindspore as ms
+
+    from ms_gan import viz
+    from ms_gan.generate import load_generator, noise
+
+    _setup_device(args)
+    preset, G, _ = load_generator(args.ckpt)
+    if not (preset.g_attention_after or preset.d_attention_after):
+        raise UserError(f"preset {preset.name} has no self-attention; use a sagan64 checkpoint")
+    z = noise(preset, args.n, args.seed)
+    out = G(ms.Tensor(z))
+    images = out[0].asnumpy()
+    maps = out[args.block].asnumpy() if 1 <= args.block < len(out) else None
+    if maps is None:
+        raise UserError(f"--block must be 1..{len(out) - 1} for {preset.name}")
+    side = int(round(_math.sqrt(maps.shape[-1])))
+    row, col = args.query if args.query else (side // 2 - 1, side // 2 - 1)
+    if not (0 <= row < side and 0 <= col < side):
+        raise UserError(f"--query {row} {col} is outside the {side}x{side} attention map")
+    viz.attention_figure(images, maps, (row, col), side, args.out, n=args.n)
+    print(f"wrote attention of pixel ({row}, {col}) of the {side}x{side} map (block {args.block}) to {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- presets
 
 
@@ -258,6 +288,17 @@ def build_parser():
     p.add_argument("--out", required=True, help="output image")
     _add_device_flags(p, with_mode=False)
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("attention", help="generated images above the attention map of one query pixel (SAGAN)")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory of a preset with attention")
+    p.add_argument("--n", type=_positive_int, default=4, help="images to show (default 4)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed")
+    p.add_argument("--block", type=_positive_int, default=1, help="which attention block of G (1 = 16x16 map)")
+    p.add_argument("--query", type=_non_negative_int, nargs=2, metavar=("ROW", "COL"), default=None,
+                   help="query pixel in the attention map (default: the centre, (7, 7) of 16x16 as the article)")
+    p.add_argument("--out", required=True, help="output image")
+    _add_device_flags(p, with_mode=False)
+    p.set_defaults(func=cmd_attention)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)

@@ -142,6 +142,10 @@ class Trainer:
             for sub in ("samples", "plots", "checkpoints"):
                 os.makedirs(os.path.join(self.out, sub), exist_ok=True)
             _write_json(opt_path, self.options)
+            table = os.path.join(self.out, "metrics.csv")
+            if not os.path.isfile(table):
+                with open(table, "w", newline="") as f:
+                    csv.DictWriter(f, fieldnames=EPOCH_FIELDS).writeheader()
         return self.ckpt_path if resume else None
 
     def _build(self):
@@ -246,8 +250,6 @@ class Trainer:
         p = self.preset
         with open(os.path.join(self.out, "metrics.csv"), "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
-            if f.tell() == 0:
-                writer.writeheader()
             writer.writerow({k: record.get(k) for k in EPOCH_FIELDS})
         self.write_samples(epoch)
         records = self.epoch_records()
@@ -381,6 +383,8 @@ class Trainer:
                     self.save_checkpoint(epoch, 0, step, os.path.join(self.out, "checkpoints", f"epoch_{epoch:04d}.ckpt"))
             else:
                 self.save_checkpoint(epoch, i, step)
+                if self.is_writer:  # samples of the partly done epoch, so an early stop still shows images
+                    self.write_samples(epoch + 1)
             if stopped == "max_steps":
                 self._log(f"stopped at step {step} (--max-steps); rerun with a larger --max-steps or without it "
                           f"to continue")
