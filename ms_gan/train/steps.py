@@ -129,7 +129,36 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         G.set_train(True)
         return fake
 
+    order = tuple(preset.steps)
+    fakes_given = bool(preset.fake_for_d_eval_mode)
+
+    def iteration(real, fake_inputs, z_g):
+        """One whole iteration of the preset's step order in a single (compiled) call.
+
+        ``fake_inputs`` stacks one entry per update that judges fakes: latent vectors
+        (G makes the fakes here, in training mode) or, for eval-mode recipes, the fake
+        images themselves. Returns every loss/accuracy as one 1-D tensor (one host copy).
+        """
+        results = ()
+        k = 0
+        for token in order:
+            if token == "g":
+                g_loss, g_acc = g_step(z_g)
+                results = results + (g_loss, g_acc)
+            elif token == "d_real":
+                results = results + d_real_step(real)
+            else:
+                fake = fake_inputs[k] if fakes_given else generate_train(fake_inputs[k])
+                k += 1
+                if token == "d":
+                    results = results + d_step(real, fake)
+                else:
+                    results = results + d_fake_step(fake)
+        return ops.stack(results)
+
     steps = Steps()
+    steps.iteration = _maybe_jit(iteration, use_jit)
+    steps.fakes_given = fakes_given
     steps.d = _maybe_jit(d_step, use_jit)
     steps.d_real = _maybe_jit(d_real_step, use_jit)
     steps.d_fake = _maybe_jit(d_fake_step, use_jit)

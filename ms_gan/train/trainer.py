@@ -301,6 +301,7 @@ class Trainer:
     def fit(self):
         """Train until the preset's epochs (or ``max_steps``) are done; returns a summary dict."""
         import mindspore as ms
+        from mindspore import ops
 
         resume_from = self._prepare_dir()
         self._build()
@@ -335,23 +336,15 @@ class Trainer:
             iterator = dataset.create_tuple_iterator(num_epochs=1) if dataset is not None else []
             for (real,) in iterator:
                 batch = real.shape[0]
-                values = {}
+                fake_inputs = []
                 for token in p.steps:
-                    if token == "g":
-                        z = ms.Tensor(sample_noise(self.rng, batch * p.g_batch_mult, p))
-                        g_loss, g_acc = self.steps.g(z)
-                        values.setdefault("g", []).append((g_loss, g_acc))
-                        continue
                     if token in ("d", "d_fake"):
-                        fake_n = batch
-                        fake = self.steps.generate(ms.Tensor(sample_noise(self.rng, fake_n, p)))
-                    if token == "d":
-                        out = self.steps.d(real, fake)
-                    elif token == "d_fake":
-                        out = self.steps.d_fake(fake)
-                    else:
-                        out = self.steps.d_real(real)
-                    values.setdefault("d", []).append((token, out))
+                        z = ms.Tensor(sample_noise(self.rng, batch, p))
+                        fake_inputs.append(self.steps.generate(z) if self.steps.fakes_given else z)
+                z_g = ms.Tensor(sample_noise(self.rng, batch * p.g_batch_mult, p))
+                # One tensor, not a tuple: tuples of tensors would make mindspore.jit recompile every call.
+                fakes = ops.stack(fake_inputs) if fake_inputs else z_g
+                values = self.steps.iteration(real, fakes, z_g).asnumpy()
                 step += 1
                 i += 1
                 last_good = self._accumulate(sums, values, batch, step, epoch)
@@ -392,28 +385,33 @@ class Trainer:
         return {"epoch": epoch, "step": step, "stopped": stopped, "out": self.out}
 
     def _accumulate(self, sums, values, batch, step, epoch):
-        """Add one iteration's outputs to the epoch sums; stop on NaN/inf."""
+        """Add one iteration's outputs (flat vector in step order) to the epoch sums; stop on NaN/inf."""
         current = {}
         d_total = 0.0
-        for token, out in values.get("d", []):
-            total, loss_real, loss_fake, acc_real, acc_fake = (float(v.asnumpy()) for v in out)
+        g_total = 0.0
+        pos = 0
+        for token in self.preset.steps:
+            if token == "g":
+                g_loss, g_acc = (float(v) for v in values[pos:pos + 2])
+                pos += 2
+                g_total += g_loss
+                sums["g_acc"] += g_acc
+                sums["n_g"] += 1
+                continue
+            total, loss_real, loss_fake, acc_real, acc_fake = (float(v) for v in values[pos:pos + 5])
+            pos += 5
             d_total += total
             sums["n_d"] += 1
             if token in ("d", "d_real"):
                 sums["d_loss_real"] += loss_real
                 sums["d_acc_real"] += acc_real
                 sums["n_real_upd"] += 1
+                current["d_loss_real"] = loss_real
             if token in ("d", "d_fake"):
                 sums["d_loss_fake"] += loss_fake
                 sums["d_acc_fake"] += acc_fake
                 sums["n_fake_upd"] += 1
-            current.update({"d_loss_real": loss_real} if token in ("d", "d_real") else {})
-            current.update({"d_loss_fake": loss_fake} if token in ("d", "d_fake") else {})
-        g_total = 0.0
-        for g_loss, g_acc in values.get("g", []):
-            g_total += float(g_loss.asnumpy())
-            sums["g_acc"] += float(g_acc.asnumpy())
-            sums["n_g"] += 1
+                current["d_loss_fake"] = loss_fake
         sums["d_loss"] += d_total
         sums["g_loss"] += g_total
         sums["images"] += batch
