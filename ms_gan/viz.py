@@ -66,6 +66,13 @@ def plot_curves(records, path, keys, title, ylabel):
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path):
+    """Write a Matplotlib figure atomically and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
@@ -105,10 +112,4 @@ def attention_figure(images, attention_map, query, map_size, path, n=4):
         ax.set_axis_off()
     axes[0][0].set_title("generated (+ = query)", fontsize=8, loc="left")
     axes[1][0].set_title(f"attention of pixel {tuple(query)}", fontsize=8, loc="left")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(fig, path)

@@ -90,26 +90,21 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     d_fake_grad = ms.value_and_grad(d_fake_forward, None, opt_d.params, has_aux=True)
     g_grad = ms.value_and_grad(g_forward, None, opt_g.params, has_aux=True)
 
-    def d_step(real, fake):
-        (total, aux), grads = d_both_grad(real, fake)
-        if grad_reducer_d is not None:
-            grads = grad_reducer_d(grads)
-        opt_d(grads)
-        return total, aux[0], aux[1], aux[2], aux[3]
+    def d_update(grad_fn):
+        """A D update: loss and gradients by ``grad_fn``, averaged across ranks if distributed, applied."""
 
-    def d_real_step(real):
-        (total, aux), grads = d_real_grad(real)
-        if grad_reducer_d is not None:
-            grads = grad_reducer_d(grads)
-        opt_d(grads)
-        return total, aux[0], aux[1], aux[2], aux[3]
+        def update(*inputs):
+            (total, aux), grads = grad_fn(*inputs)
+            if grad_reducer_d is not None:
+                grads = grad_reducer_d(grads)
+            opt_d(grads)
+            return total, aux[0], aux[1], aux[2], aux[3]
 
-    def d_fake_step(fake):
-        (total, aux), grads = d_fake_grad(fake)
-        if grad_reducer_d is not None:
-            grads = grad_reducer_d(grads)
-        opt_d(grads)
-        return total, aux[0], aux[1], aux[2], aux[3]
+        return update
+
+    d_step = d_update(d_both_grad)
+    d_real_step = d_update(d_real_grad)
+    d_fake_step = d_update(d_fake_grad)
 
     def g_step(z):
         (total, acc), grads = g_grad(z)
