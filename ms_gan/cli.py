@@ -47,6 +47,10 @@ _positive_float = _number(float, 0, strict=True)
 _float = _number(float)
 
 
+def _add_no_ema_flag(p):
+    p.add_argument("--no-ema", action="store_true", help="use G's raw weights even if the checkpoint has an EMA")
+
+
 def _add_device_flags(p, with_mode=True):
     g = p.add_argument_group("device")
     g.add_argument("--device", default="CPU", help="CPU, GPU or Ascend (default CPU)")
@@ -91,6 +95,8 @@ def cmd_train(args):
     data = args.data if args.data is not None else "builtin"
     description = describe_source(data)  # validates the path before MindSpore starts
     out = args.out or os.path.join("runs", preset.name)
+    if args.ema is not None and not args.ema < 1.0:
+        raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {args.ema}")
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
     # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
@@ -103,7 +109,7 @@ def cmd_train(args):
     options = {
         "preset": preset.name, "overrides": overrides, "data": os.path.abspath(data) if data != "builtin" else data,
         "data_description": description, "seed": args.seed, "device": args.device, "mode": args.mode,
-        "max_steps": args.max_steps, "ckpt_every": args.ckpt_every, "workers": world,
+        "max_steps": args.max_steps, "ckpt_every": args.ckpt_every, "workers": world, "ema": args.ema,
         "resolved_preset": presets.to_dict(preset),
     }
     from ms_gan.train.trainer import Trainer
@@ -111,7 +117,7 @@ def cmd_train(args):
     trainer = Trainer(preset, data, out, options, seed=args.seed, mode=args.mode, max_steps=args.max_steps,
                       ckpt_every=args.ckpt_every, log_every=args.log_every, keep_checkpoints=args.keep_checkpoints,
                       rank=rank, world=world, grad_reducers=reducers,
-                      progress=False if args.no_progress else None)
+                      progress=False if args.no_progress else None, ema_decay=args.ema)
     summary = trainer.fit()
     if rank == 0:
         print(f"run directory: {out}  (samples: {os.path.join(out, 'samples', 'grid_latest.png')}, "
@@ -145,7 +151,7 @@ def cmd_sample(args):
     else:
         from ms_gan.generate import load_generator
 
-        preset, G, _ = load_generator(args.ckpt)
+        preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
     z = load_noise(args.noise, preset) if args.noise else noise(preset, args.n, args.seed)
     images = run_generator(G, z)
     if args.out.lower().endswith(".npy"):
@@ -170,7 +176,7 @@ def cmd_interpolate(args):
     if args.steps < 2:
         raise UserError("--steps must be at least 2 (the two endpoints)")
     _setup_device(args)
-    preset, G, _ = load_generator(args.ckpt)
+    preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
     ends = noise(preset, 2 * args.rows, args.seed)
     z = np.concatenate([interpolate(ends[2 * r], ends[2 * r + 1], args.steps, args.slerp) for r in range(args.rows)])
     images = run_generator(G, z)
@@ -192,7 +198,7 @@ def cmd_attention(args):
     from ms_gan.generate import load_generator, noise
 
     _setup_device(args)
-    preset, G, _ = load_generator(args.ckpt)
+    preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
     if not (preset.g_attention_after or preset.d_attention_after):
         raise UserError(f"preset {preset.name} has no self-attention; use a sagan64 checkpoint")
     z = noise(preset, args.n, args.seed)
@@ -248,6 +254,8 @@ def build_parser():
     p.add_argument("--log-every", type=_non_negative_int, default=50,
                    help="write a per-step record to stats.jsonl every N iterations (0: off)")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep every epoch's checkpoint")
+    p.add_argument("--ema", type=_number(float, 0, strict=True), default=None, metavar="DECAY",
+                   help="keep an exponential moving average of G's weights (e.g. 0.999); used by sample/eval/export")
     p.add_argument("--distributed", action="store_true", help="data-parallel worker started by msrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_device_flags(p)
@@ -261,6 +269,7 @@ def build_parser():
     p.add_argument("--noise", default=None, help="a .npy of latent vectors (N, z_dim) to use instead")
     p.add_argument("--rows", type=_positive_int, default=None, help="grid rows (default: square)")
     p.add_argument("--out", required=True, help="output .png/.jpg grid, or .npy for float32 (N,C,H,W) in [-1,1]")
+    _add_no_ema_flag(p)
     _add_device_flags(p, with_mode=False)
     p.set_defaults(func=cmd_sample)
 
@@ -271,6 +280,7 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the endpoint latent vectors")
     p.add_argument("--slerp", action="store_true", help="spherical interpolation (for Gaussian noise)")
     p.add_argument("--out", required=True, help="output image")
+    _add_no_ema_flag(p)
     _add_device_flags(p, with_mode=False)
     p.set_defaults(func=cmd_interpolate)
 
@@ -282,6 +292,7 @@ def build_parser():
     p.add_argument("--query", type=_non_negative_int, nargs=2, metavar=("ROW", "COL"), default=None,
                    help="query pixel in the attention map (default: the centre, (7, 7) of 16x16 as the article)")
     p.add_argument("--out", required=True, help="output image")
+    _add_no_ema_flag(p)
     _add_device_flags(p, with_mode=False)
     p.set_defaults(func=cmd_attention)
 

@@ -18,16 +18,22 @@ def preset_from_meta(meta, path="checkpoint"):
     return presets.override(presets.get(meta["preset"]), **meta.get("overrides", {}))
 
 
-def load_generator(ckpt):
-    """(preset, G in eval mode, meta) from a checkpoint file or run directory."""
+def load_generator(ckpt, use_ema=True):
+    """(preset, G in eval mode, meta) from a checkpoint file or run directory.
+
+    When the checkpoint holds an EMA of G's weights (``train --ema``) and ``use_ema``,
+    G gets the averaged weights; ``meta["used_ema"]`` says which were loaded.
+    """
     from ms_gan.models import build_generator
     from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan.train.ema import ema_values, has_ema
 
     path = ckpt_io.resolve(ckpt)
     params, meta = ckpt_io.load(path)
     preset = preset_from_meta(meta, path)
     G = build_generator(preset, seed=0)
-    ckpt_io.assign([G], params, path)
+    meta = dict(meta, used_ema=bool(use_ema and has_ema(params, G)))
+    ckpt_io.assign([G], ema_values(params, G) if meta["used_ema"] else params, path)
     G.set_train(False)
     return preset, G, meta
 

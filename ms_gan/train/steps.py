@@ -31,7 +31,7 @@ def _maybe_jit(fn, use_jit):
     return ms.jit(fn) if use_jit else fn
 
 
-def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, grad_reducer_d=None):
+def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, grad_reducer_d=None, ema=None):
     """Compile the update functions of ``preset`` for networks G, D and their optimizers.
 
     Args:
@@ -41,6 +41,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         use_jit: compile with ``mindspore.jit`` (graph mode) or run eagerly (PyNative).
         grad_reducer_g, grad_reducer_d: ``nn.DistributedGradReducer`` for data-parallel runs
             (averages gradients across ranks before the optimizer), or None.
+        ema: an :class:`ms_gan.train.ema.EMA` of G updated after every G update, or None.
     """
     loss = LossFamily(preset.loss)
     thr = loss.threshold
@@ -111,6 +112,8 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         if grad_reducer_g is not None:
             grads = grad_reducer_g(grads)
         opt_g(grads)
+        if ema is not None:
+            ema()
         return total, acc
 
     def generate_train(z):

@@ -105,7 +105,7 @@ class Trainer:
 
     def __init__(self, preset, data, out, options, seed=0, mode="graph", max_steps=None, ckpt_every=0,
                  log_every=50, keep_checkpoints=False, rank=0, world=1, grad_reducers=(None, None), echo=None,
-                 progress=None):
+                 progress=None, ema_decay=None):
         self.preset = preset
         self.data = data
         self.out = out
@@ -122,6 +122,8 @@ class Trainer:
         self.echo = echo or print
         self.progress = Progress(progress if self.is_writer else False)
         self.ckpt_path = os.path.join(out, "checkpoints", "latest.ckpt")
+        self.ema_decay = ema_decay
+        self.ema = None
         self._sums = None
         self._resume_sums = None
 
@@ -168,8 +170,12 @@ class Trainer:
         reducer_g, reducer_d = self.grad_reducers
         if callable(reducer_g) and not hasattr(reducer_g, "construct"):  # factories taking the params
             reducer_g, reducer_d = reducer_g(self.opt_g.params), reducer_d(self.opt_d.params)
+        if self.ema_decay:
+            from ms_gan.train.ema import EMA
+
+            self.ema = EMA(self.G, self.ema_decay)
         self.steps = build_steps(p, self.G, self.D, self.opt_g, self.opt_d, use_jit=self.mode == "graph",
-                                 grad_reducer_g=reducer_g, grad_reducer_d=reducer_d)
+                                 grad_reducer_g=reducer_g, grad_reducer_d=reducer_d, ema=self.ema)
         # Noise differs per rank (each rank makes its own fakes), weights and data order do not.
         self.rng = np.random.default_rng([self.seed, 7919, self.rank])
         noise_path = os.path.join(self.out, "fixed_noise.npy")
@@ -182,7 +188,8 @@ class Trainer:
                 np.save(noise_path, self.fixed_noise)
 
     def _cells(self):
-        return [self.G, self.D, self.opt_g, self.opt_d]
+        cells = [self.G, self.D, self.opt_g, self.opt_d]
+        return cells + [self.ema] if self.ema is not None else cells
 
     def save_checkpoint(self, epoch, batch_in_epoch, step, path=None):
         if not self.is_writer:
@@ -198,7 +205,13 @@ class Trainer:
         params, meta = ckpt_io.load(path)
         if meta.get("preset") != self.preset.name:
             raise UserError(f"{path} is a {meta.get('preset')} checkpoint, not {self.preset.name}")
-        ckpt_io.assign(self._cells(), params, path)
+        ckpt_io.assign([self.G, self.D, self.opt_g, self.opt_d], params, path)
+        if self.ema is not None:
+            if all(s.name in params for s in self.ema.state_parameters()):
+                ckpt_io.assign([self.ema], params, path)
+            else:  # --ema added on resume: start the average from the loaded weights
+                for shadow, p in zip(self.ema.state_parameters(), list(self.ema.averaged) + list(self.ema.copied)):
+                    shadow.set_data(p.data.copy())
         if meta.get("world", 1) == self.world:
             self.rng.bit_generator.state = _rng_from_json(meta["rng"])
         else:  # different worker count: the noise stream cannot continue bit-exactly

@@ -150,3 +150,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     if os.path.isfile(ckpt):  # the checkpoint left behind loads and holds finite weights
         s = run_cli("sample", "--ckpt", out, "--n", "2", "--out", str(tmp_path / "after_nan.npy"))
         assert s.returncode == 0, s.stderr
+
+
+def test_ema_is_saved_and_used_by_sample_unless_no_ema(tmp_path):
+    out = str(tmp_path / "ema")
+    r = _train(out, "--max-steps", "3", "--batch-size", "8", "--ema", "0.5", data="builtin")
+    assert r.returncode == 0, r.stderr
+    import mindspore as ms
+
+    params = ms.load_checkpoint(os.path.join(out, "checkpoints", "latest.ckpt"))
+    ema_keys = [k for k in params if k.startswith("ema.gen_model.")]
+    assert ema_keys and all(k[4:] in params for k in ema_keys)
+    run_cli("sample", "--ckpt", out, "--n", "4", "--out", str(tmp_path / "ema.npy"))
+    run_cli("sample", "--ckpt", out, "--n", "4", "--no-ema", "--out", str(tmp_path / "raw.npy"))
+    assert not np.array_equal(np.load(tmp_path / "ema.npy"), np.load(tmp_path / "raw.npy"))
+    assert_user_error(run_cli("train", "--preset", "mlp_mnist", "--ema", "1.5"), "--ema")
