@@ -97,6 +97,13 @@ def cmd_train(args):
     out = args.out or os.path.join("runs", preset.name)
     if args.ema is not None and not args.ema < 1.0:
         raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {args.ema}")
+    eval_data = args.eval_data or data
+    if args.eval_every:
+        from ms_gan.data import resolve_source
+
+        if resolve_source(eval_data)[0] not in ("builtin", "mnist"):
+            raise UserError("--eval-every measures digits with a digit classifier: give --eval-data builtin "
+                            "or an MNIST folder")
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
     # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
@@ -117,7 +124,8 @@ def cmd_train(args):
     trainer = Trainer(preset, data, out, options, seed=args.seed, mode=args.mode, max_steps=args.max_steps,
                       ckpt_every=args.ckpt_every, log_every=args.log_every, keep_checkpoints=args.keep_checkpoints,
                       rank=rank, world=world, grad_reducers=reducers,
-                      progress=False if args.no_progress else None, ema_decay=args.ema)
+                      progress=False if args.no_progress else None, ema_decay=args.ema,
+                      eval_every=args.eval_every, eval_data=eval_data, eval_n=args.eval_n)
     summary = trainer.fit()
     if rank == 0:
         print(f"run directory: {out}  (samples: {os.path.join(out, 'samples', 'grid_latest.png')}, "
@@ -256,6 +264,11 @@ def build_parser():
     p.add_argument("--keep-checkpoints", action="store_true", help="keep every epoch's checkpoint")
     p.add_argument("--ema", type=_number(float, 0, strict=True), default=None, metavar="DECAY",
                    help="keep an exponential moving average of G's weights (e.g. 0.999); used by sample/eval/export")
+    p.add_argument("--eval-every", type=_non_negative_int, default=0, metavar="N",
+                   help="every N epochs compute FCD and KID (logged in stats.jsonl) and keep best.ckpt by FCD")
+    p.add_argument("--eval-data", default=None,
+                   help="reference digits for --eval-every: 'builtin' or an MNIST folder (default: --data)")
+    p.add_argument("--eval-n", type=_positive_int, default=2000, help="generated images per evaluation")
     p.add_argument("--distributed", action="store_true", help="data-parallel worker started by msrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_device_flags(p)

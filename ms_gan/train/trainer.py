@@ -105,7 +105,7 @@ class Trainer:
 
     def __init__(self, preset, data, out, options, seed=0, mode="graph", max_steps=None, ckpt_every=0,
                  log_every=50, keep_checkpoints=False, rank=0, world=1, grad_reducers=(None, None), echo=None,
-                 progress=None, ema_decay=None):
+                 progress=None, ema_decay=None, eval_every=0, eval_data=None, eval_n=2000):
         self.preset = preset
         self.data = data
         self.out = out
@@ -123,6 +123,9 @@ class Trainer:
         self.progress = Progress(progress if self.is_writer else False)
         self.ckpt_path = os.path.join(out, "checkpoints", "latest.ckpt")
         self.ema_decay = ema_decay
+        self.eval_every = int(eval_every or 0)
+        self.eval_data = eval_data
+        self.eval_n = int(eval_n)
         self.ema = None
         self._sums = None
         self._resume_sums = None
@@ -378,6 +381,7 @@ class Trainer:
                 epoch += 1
                 skip = 0
                 record = self._epoch_record(sums, epoch, step, seconds, time.time() - t_start)
+                best = self._evaluate(epoch, record)
                 self._append_stats(record)
                 self._log(f"epoch {epoch}/{p.epochs} step {step}: d_loss {record['d_loss']:.4f} "
                           f"g_loss {record['g_loss']:.4f} D acc real {record['d_acc_real']:.3f} "
@@ -385,6 +389,8 @@ class Trainer:
                 if self.is_writer:
                     self._end_of_epoch_outputs(epoch, record)
                 self.save_checkpoint(epoch, 0, step)
+                if best:
+                    self.save_checkpoint(epoch, 0, step, os.path.join(self.out, "checkpoints", "best.ckpt"))
                 if self.keep_checkpoints:
                     self.save_checkpoint(epoch, 0, step, os.path.join(self.out, "checkpoints", f"epoch_{epoch:04d}.ckpt"))
             else:
@@ -396,6 +402,24 @@ class Trainer:
                           f"to continue")
                 break
         return {"epoch": epoch, "step": step, "stopped": stopped, "out": self.out}
+
+    def _evaluate(self, epoch, record):
+        """FCD/KID every ``eval_every`` epochs (rank 0); True when this is the best FCD so far."""
+        if not (self.eval_every and self.is_writer and epoch % self.eval_every == 0):
+            return False
+        from ms_gan.eval.evaluate import quick_fcd_kid
+
+        self.G.set_train(False)
+        try:
+            result = quick_fcd_kid(self.G, self.preset, self.eval_data, self.eval_n, seed=self.seed)
+        finally:
+            self.G.set_train(True)
+        record.update(fcd=result["fcd"], kid_mean=result["kid_mean"], kid_std=result["kid_std"],
+                      eval_n=result["n_generated"], eval_extractor_sha256=result["extractor_sha256"])
+        earlier = [r["fcd"] for r in self.epoch_records() if r.get("fcd") is not None]
+        self._log(f"epoch {epoch}: FCD {result['fcd']:.3f}, KID {result['kid_mean']:.4f} "
+                  f"+- {result['kid_std']:.4f} ({result['n_generated']} samples)")
+        return not earlier or result["fcd"] < min(earlier)
 
     def _accumulate(self, sums, values, batch, step, epoch):
         """Add one iteration's outputs (flat vector in step order) to the epoch sums; stop on NaN/inf."""

@@ -143,3 +143,15 @@ def test_digits8_learns_d_accuracy_on_fakes_and_samples_change(tmp_path):
     preset, G, _ = load_generator(out)
     images = run_generator(G, noise(preset, 64, 0))
     assert np.median(images) < 0.0
+
+
+def test_eval_every_logs_fcd_kid_and_keeps_best_checkpoint(tmp_path):
+    out = str(tmp_path / "ev")
+    r = run_cli("train", "--preset", "dcgan_digits8", "--out", out, "--epochs", "1", "--eval-every", "1",
+                "--eval-n", "300", "--no-progress", timeout=900)
+    assert r.returncode == 0, r.stderr
+    epoch = [x for x in read_jsonl(os.path.join(out, "stats.jsonl")) if x["kind"] == "epoch"][0]
+    assert epoch["fcd"] > 0 and np.isfinite(epoch["kid_mean"]) and epoch["eval_n"] == 300
+    assert os.path.isfile(os.path.join(out, "checkpoints", "best.ckpt"))
+    assert_user_error(run_cli("train", "--preset", "dcgan64", "--data", str(tmp_path), "--eval-every", "1"),
+                      "--eval-data")
