@@ -182,13 +182,13 @@ class Trainer:
         # Noise differs per rank (each rank makes its own fakes), weights and data order do not.
         self.rng = np.random.default_rng([self.seed, 7919, self.rank])
         noise_path = os.path.join(self.out, "fixed_noise.npy")
-        if os.path.isfile(noise_path):
-            self.fixed_noise = np.load(noise_path)
-        else:
-            n = p.grid_rows * p.grid_cols
-            self.fixed_noise = sample_noise(np.random.default_rng([self.seed, 104729]), n, p)
-            if self.is_writer:
-                np.save(noise_path, self.fixed_noise)
+        n = p.grid_rows * p.grid_cols
+        # The grid noise is a function of the seed; the file records it for other tools.
+        self.fixed_noise = sample_noise(np.random.default_rng([self.seed, 104729]), n, p)
+        if self.is_writer and not os.path.isfile(noise_path):
+            tmp = noise_path + ".tmp.npy"
+            np.save(tmp, self.fixed_noise)
+            os.replace(tmp, noise_path)
 
     def _cells(self):
         cells = [self.G, self.D, self.opt_g, self.opt_d]
