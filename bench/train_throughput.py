@@ -1,0 +1,250 @@
+"""Training throughput of every preset: MindSpore graph mode, PyNative, and PyTorch eager.
+
+    python bench/train_throughput.py [--preset all|NAME,...] [--batch 64] [--threads N]
+                                     [--repeats 5] [--frameworks graph,pynative,torch] [--out bench/results]
+
+Each (preset, framework) runs in its own subprocess (so peak RSS is that run's alone), with
+the same thread count for MindSpore and PyTorch. A measurement is one full training
+iteration of the preset's step order (its D update(s) and G update, G forward twice as the
+recipes do) on random data at ``--batch`` real images, after warm-up; the reported time is
+the median over ``--repeats`` timed iterations. The first call's time is reported as the
+compile time of graph mode (the jit of the fused iteration). PyTorch runs the reference
+models of ``tests/reference`` (the parity tests prove they compute the same function).
+
+Also measured: images/s each data source delivers (``--data-sources``), to compare with
+what the training step consumes.
+
+Writes ``OUT/train_throughput.json`` and ``OUT/train_throughput.md`` (the README's table).
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timed(fn, warmup, repeats):
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0)):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
+    import numpy as np
+
+    import ms_gan  # noqa: F401  (environment before MindSpore)
+    import mindspore as ms
+    from mindspore import ops
+
+    from ms_gan import device, presets
+    from ms_gan.models import build
+    from ms_gan.train.optim import Adam
+    from ms_gan.train.steps import build_steps
+    from ms_gan.train.trainer import sample_noise
+
+    device.setup("CPU", mode=mode, threads=threads)
+    p = presets.get(preset_name)
+    G, D = build(p, 0)
+    G.set_train(True)
+    D.set_train(True)
+    opt_g = Adam(G.trainable_params(), p.lr_g, p.beta1_g, p.beta2_g, p.adam_eps, p.adam_eps_mode, prefix="opt_g")
+    opt_d = Adam(D.trainable_params(), p.lr_d, p.beta1_d, p.beta2_d, p.adam_eps, p.adam_eps_mode, prefix="opt_d")
+    steps = build_steps(p, G, D, opt_g, opt_d, use_jit=mode == "graph")
+    rng = np.random.default_rng(0)
+    real_n = batch // p.real_batch_div
+    real = ms.Tensor(rng.uniform(-1, 1, (real_n, p.channels, p.image_size, p.image_size)).astype(np.float32))
+
+    def iteration():
+        # Exactly the trainer's per-iteration work: host noise, fakes, one fused call, one host copy.
+        fakes = []
+        for token in p.steps:
+            if token in ("d", "d_fake"):
+                z = ms.Tensor(sample_noise(rng, real_n, p))
+                fakes.append(steps.generate(z) if steps.fakes_given else z)
+        z_g = ms.Tensor(sample_noise(rng, real_n * p.g_batch_mult, p))
+        steps.iteration(real, ops.stack(fakes) if fakes else z_g, z_g).asnumpy()
+
+    first, median = _timed(iteration, warmup, repeats)
+    return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
+
+
+def run_torch(preset_name, batch, threads, repeats, warmup):
+    import numpy as np
+    import torch
+
+    from ms_gan import presets
+    from tests.reference import torch_models as tm
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    p = presets.get(preset_name)
+    G, D = tm.build(p)
+    recipe = tm.Recipe(p, G, D)
+    rng = np.random.default_rng(0)
+    real_n = batch // p.real_batch_div
+    real = torch.as_tensor(rng.uniform(-1, 1, (real_n, p.channels, p.image_size, p.image_size)).astype(np.float32))
+
+    def iteration():
+        recipe.iteration(real, tm.noise_plan(p, real_n, rng))
+
+    first, median = _timed(iteration, warmup, repeats)
+    return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
+
+
+def run_data_sources(batch, threads):
+    """Images/s each source delivers through its mindspore.dataset pipeline (dcgan64's 64x64)."""
+    import numpy as np
+
+    import ms_gan  # noqa: F401
+    from ms_gan import device
+    from ms_gan.data import ImagePipeline, ImageSpec
+    from tests.helpers import write_image_folder, write_mnist
+
+    device.setup("CPU", threads=threads)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        mnist = os.path.join(tmp, "mnist")
+        write_mnist(mnist, n_train=2048, n_test=16)
+        folder = os.path.join(tmp, "folder")
+        write_image_folder(folder, n=512, size=64)
+        array = os.path.join(tmp, "a.npy")
+        np.save(array, np.random.default_rng(0).integers(0, 256, (2048, 64, 64), dtype=np.uint8))
+        for name, data, spec in (("builtin (8x8)", "builtin", ImageSpec(8, 1)),
+                                 ("builtin -> 64x64", "builtin", ImageSpec(64, 1)),
+                                 ("MNIST IDX (28x28)", mnist, ImageSpec(28, 1)),
+                                 ("image folder (64x64)", folder, ImageSpec(64, 1)),
+                                 ("array .npy (64x64)", array, ImageSpec(64, 1))):
+            t0 = time.perf_counter()
+            pipe = ImagePipeline(data, spec, batch)
+            setup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            n = 0
+            for (images,) in pipe.dataset(0).create_tuple_iterator(num_epochs=1):
+                n += images.shape[0]
+            seconds = time.perf_counter() - t0
+            results[name] = {"images": n, "setup_s": setup, "images_per_s": n / seconds}
+    return results
+
+
+def _worker(args):
+    if args.framework == "torch":
+        result = run_torch(args.preset, args.batch, args.threads, args.repeats, args.warmup)
+    elif args.framework == "data":
+        result = run_data_sources(args.batch, args.threads)
+    else:
+        result = run_mindspore(args.preset, args.batch, args.threads, args.repeats, args.warmup, args.framework)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print("RESULT " + json.dumps(result))
+
+
+def _spawn(args, preset, framework, repeats):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset, "--framework", framework,
+           "--batch", str(args.batch), "--threads", str(args.threads), "--repeats", str(repeats),
+           "--warmup", str(args.warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="all", help="'all' or comma-separated preset names")
+    parser.add_argument("--batch", type=int, default=64, help="real images per iteration (default 64)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pynative-repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--frameworks", default="graph,pynative,torch")
+    parser.add_argument("--data-sources", action="store_true", help="also measure the data pipelines")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--timeout", type=int, default=3600)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--framework", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args)
+
+    from ms_gan import presets
+
+    names = presets.names() if args.preset == "all" else args.preset.split(",")
+    frameworks = args.frameworks.split(",")
+    rows = {}
+    for name in names:
+        rows[name] = {}
+        for fw in frameworks:
+            repeats = args.pynative_repeats if fw == "pynative" else args.repeats
+            rows[name][fw] = _spawn(args, name, fw, repeats)
+            print(name, fw, json.dumps(rows[name][fw]), flush=True)
+    data = _spawn(args, "-", "data", 1) if args.data_sources else None
+    machine = {"cpu": _cpu_name(), "threads": args.threads, "python": platform.python_version(),
+               "platform": platform.platform(), "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "AVX2 (ms_gan default)")}
+    report = {"batch": args.batch, "machine": machine, "results": rows, "data_sources": data,
+              "command": "python bench/train_throughput.py " + " ".join(a for a in (argv or sys.argv[1:]))}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "train_throughput.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    table = markdown(report)
+    with open(os.path.join(args.out, "train_throughput.md"), "w") as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def markdown(report):
+    lines = [f"Batch {report['batch']} real images per iteration, {report['machine']['threads']} threads, "
+             f"{report['machine']['cpu']}.", "",
+             "| preset | MindSpore graph img/s | PyNative img/s | PyTorch eager img/s | graph / PyTorch | "
+             "graph compile s | peak RSS MB (graph) |", "|---|---|---|---|---|---|---|"]
+    for name, row in report["results"].items():
+        def ips(fw):
+            r = row.get(fw, {})
+            return r.get("images_per_s")
+        g, pn, t = ips("graph"), ips("pynative"), ips("torch")
+        ratio = f"{g / t:.2f}x" if g and t else "-"
+        compile_s = row.get("graph", {}).get("first_call_s")
+        rss = row.get("graph", {}).get("peak_rss_mb")
+        lines.append(f"| {name} | {g and f'{g:.1f}' or '-'} | {pn and f'{pn:.1f}' or '-'} | {t and f'{t:.1f}' or '-'} "
+                     f"| {ratio} | {compile_s and f'{compile_s:.1f}' or '-'} | {rss and f'{rss:.0f}' or '-'} |")
+    if report.get("data_sources"):
+        lines += ["", "| data source | images/s | setup s |", "|---|---|---|"]
+        for name, r in report["data_sources"].items():
+            if isinstance(r, dict) and "images_per_s" in r:
+                lines.append(f"| {name} | {r['images_per_s']:.0f} | {r['setup_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
