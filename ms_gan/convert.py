@@ -363,7 +363,7 @@ def ms_to_torch_state(net, prefix, preset_name, role, naming="reference", num_ba
 
 def _torch_order(state):
     """Order keys as torch's state_dict would: BN weight, bias, running_mean, running_var, num_batches_tracked."""
-    rank = {"weight": 0, "weight_orig": 0, "bias": 1, "running_mean": 2, "running_var": 3,
+    rank = {"weight": 0, "bias": 1, "weight_orig": 1.5, "running_mean": 2, "running_var": 3,
             "num_batches_tracked": 4, "weight_u": 5, "weight_v": 6}
     groups = {}
     for k in state:
@@ -422,7 +422,7 @@ def register(subparsers):
     p.add_argument("--from-torch", metavar="FILE.pt", default=None, help="PyTorch file with G, D or both")
     p.add_argument("--to-torch", metavar="CKPT", default=None, help="ms_gan checkpoint or run directory")
     p.add_argument("--g", metavar="FILE.pt", default=None,
-                   help="G's state_dict (input with --from-torch/--preset, output with --to-torch)")
+                   help="G's state_dict file: input (with --preset) or, with --to-torch, output")
     p.add_argument("--d", metavar="FILE.pt", default=None, help="D's state_dict (input or output, like --g)")
     p.add_argument("--preset", default=None, help="preset the PyTorch weights belong to (PyTorch -> MindSpore)")
     p.add_argument("--out", default=None, help="output .ckpt (from torch) or .pt (to torch)")

@@ -14,7 +14,7 @@ class MLPGenerator(nn.Cell):
         for d_in, d_out in zip(dims[:-1], dims[1:]):
             layers += [nn.Dense(d_in, d_out), nn.ReLU(), batch_norm(d_out, cfg.bn_momentum, cfg.bn_eps, dims=1)]
         out_dim = cfg.channels * cfg.image_size * cfg.image_size
-        layers += [nn.Dense(dims[-1], out_dim), nn.Tanh()]
+        layers += [nn.Dense(dims[-1], out_dim), activation("tanh")]
         self.model = sequential(*layers)
         self.out_shape = (cfg.channels, cfg.image_size, cfg.image_size)
 

@@ -44,14 +44,35 @@ def ms_training(preset, G, D, use_jit=True):
 
 
 def ms_iteration(preset, steps, real, noises):
-    """One iteration in the trainer's token order (Trainer.fit's inner loop), with given noise.
+    """One iteration exactly as Trainer.fit runs it, with the given noise (token order, G's last).
 
-    Returns [(token, total, loss_real, loss_fake)] / [("g", loss)] like the torch Recipe.
+    Uses the fused ``steps.iteration`` when the engine has it (the trainer's path), else the
+    separate update functions. Returns [(token, total, loss_real, loss_fake)] / [("g", loss)]
+    like the torch Recipe.
     """
     import mindspore as ms
 
     noises = list(noises)
     real = ms.Tensor(real)
+    if hasattr(steps, "iteration"):
+        fake_inputs = []
+        for token in preset.steps:
+            if token in ("d", "d_fake"):
+                z = ms.Tensor(noises.pop(0))
+                fake_inputs.append(steps.generate(z) if steps.fakes_given else z)
+        z_g = ms.Tensor(noises.pop(0))
+        # mutable: a plain tuple of Tensors is a compile-time constant to mindspore.jit, so every new
+        # batch of noise would recompile the whole iteration (~1.3 s each on dcgan_digits8).
+        values = steps.iteration(real, ms.mutable(tuple(fake_inputs)), z_g).asnumpy()
+        out, pos = [], 0
+        for token in preset.steps:
+            if token == "g":
+                out.append(("g", float(values[pos])))
+                pos += 2
+            else:
+                out.append((token,) + tuple(float(v) for v in values[pos:pos + 3]))
+                pos += 5
+        return out
     out = []
     fake = None
     for token in preset.steps:
@@ -92,3 +113,44 @@ def batch(preset, n, seed):
     rng = np.random.default_rng(seed)
     real = rng.uniform(-1, 1, (n, preset.channels, preset.image_size, preset.image_size)).astype(np.float32)
     return real, tm.noise_plan(preset, n, rng)
+
+
+def update_diff(preset, ms_net, role, torch_net, torch_opt, cond=0.01):
+    """Parameter differences after training, separating Adam's ill-conditioned elements.
+
+    Adam's first steps move an element by about lr * sign(g) whatever |g| is, so where the
+    exact gradient is (nearly) zero, e.g. cancelled between the real and fake halves of a hinge
+    loss, float rounding decides the direction and the frameworks may differ by up to 2*lr.
+    Elements whose torch first moment is below ``cond`` x the largest of their tensor are
+    counted apart.
+
+    Returns dict(max=largest |diff| over every tensor (buffers too), where=its tensor,
+    max_conditioned=largest |diff| over the other elements, n_ill=count of ill-conditioned
+    elements with |diff| > 1e-4, ill_max=largest |diff| among them, n=all elements,
+    n_over=elements with |diff| > 1e-4).
+    """
+    prefix = preset.param_prefixes[0 if role == "G" else 1]
+    mine = convert.ms_to_torch_state(ms_net, prefix, preset.name, role)
+    params = dict(torch_net.named_parameters())
+    res = dict(max=0.0, where=None, max_conditioned=0.0, n_ill=0, ill_max=0.0, n=0, n_over=0)
+    for key, value in torch_net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        diff = (mine[key].double() - value.double()).abs()
+        res["n"] += diff.numel()
+        res["n_over"] += int((diff > 1e-4).sum())
+        if float(diff.max()) > res["max"]:
+            res["max"], res["where"] = float(diff.max()), key
+        ill = torch.zeros_like(diff, dtype=torch.bool)
+        if key in params and params[key] in torch_opt.state:
+            st = torch_opt.state[params[key]]
+            m = (st["exp_avg"] if "exp_avg" in st else st["m"]).abs().double()
+            ill = (m < cond * float(m.max())) | (m < 1e-7)
+        good = diff[~ill]
+        if good.numel():
+            res["max_conditioned"] = max(res["max_conditioned"], float(good.max()))
+        bad = diff[ill & (diff > 1e-4)]
+        res["n_ill"] += bad.numel()
+        if bad.numel():
+            res["ill_max"] = max(res["ill_max"], float(bad.max()))
+    return res

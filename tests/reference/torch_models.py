@@ -386,14 +386,14 @@ class Recipe:
                 self.opt_g.zero_grad()
                 loss.backward()
                 self.opt_g.step()
-                out.append(("g", float(loss)))
+                out.append(("g", loss.item()))
                 continue
             if token == "d_real":
                 o = primary(self.D(real))
                 lr_ = self.d_real(o)
                 total = lr_ + self.penalty()
                 self._d_update(total)
-                out.append((token, float(total), float(lr_), 0.0))
+                out.append((token, total.item(), lr_.item(), 0.0))
                 continue
             fake = self.generate(z)
             if token == "d":
@@ -402,12 +402,12 @@ class Recipe:
                 lr_, lf_ = self.d_real(o_real), self.d_fake(o_fake)
                 total = lr_ + lf_ + self.penalty()
                 self._d_update(total)
-                out.append((token, float(total), float(lr_), float(lf_)))
+                out.append((token, total.item(), lr_.item(), lf_.item()))
             else:  # d_fake
                 lf_ = self.d_fake(primary(self.D(fake)))
                 total = lf_ + self.penalty()
                 self._d_update(total)
-                out.append((token, float(total), 0.0, float(lf_)))
+                out.append((token, total.item(), 0.0, lf_.item()))
         return out
 
 
