@@ -3,16 +3,41 @@
 A loss *family* gives the three terms a training step needs: D's term on real
 outputs, D's term on fake outputs, and G's term on D's outputs for fakes.
 """
-from mindspore import ops
+from mindspore import nn, ops
 
 _LOG_MIN = -100.0  # PyTorch's BCELoss clamps log() at -100 so a saturated D gives a finite loss
+_GRAD_EPS = 1e-12  # ... and divides its gradient by max(p (1 - p), 1e-12)
+
+
+def _floor_log(x):
+    # select, not clamp: clamp(NaN) returns the bound in MindSpore and would hide a NaN.
+    log_x = ops.log(x)
+    return ops.where(log_x < _LOG_MIN, _LOG_MIN, log_x)
+
+
+class _BCEOnProbabilities(nn.Cell):
+    """Elementwise BCE with torch.nn.BCELoss's forward *and* backward.
+
+    Autodiff through clamp(log(p)) gives inf * 0 = NaN once a sigmoid saturates to
+    exactly 0 or 1 in float32 (|logit| > ~17..88), which kills training (seen on
+    dcgan_digits8 after a few epochs). PyTorch's backward is (p - t) / max(p (1 - p), eps);
+    this custom bprop is the same, in graph and PyNative mode.
+    """
+
+    def construct(self, prob, target):
+        return -(target * _floor_log(prob) + (1.0 - target) * _floor_log(1.0 - prob))
+
+    def bprop(self, prob, target, out, dout):
+        denom = ops.maximum(prob * (1.0 - prob), _GRAD_EPS)
+        return dout * (prob - target) / denom, ops.zeros_like(target)
+
+
+_bce_elementwise = _BCEOnProbabilities()
 
 
 def bce(prob, target):
-    """Binary cross-entropy on probabilities (D ends in a sigmoid), clamped like torch.nn.BCELoss."""
-    log_p = ops.clamp(ops.log(prob), min=_LOG_MIN)
-    log_1mp = ops.clamp(ops.log(1.0 - prob), min=_LOG_MIN)
-    return -ops.mean(target * log_p + (1.0 - target) * log_1mp)
+    """Binary cross-entropy on probabilities (D ends in a sigmoid), as torch.nn.BCELoss computes it."""
+    return ops.mean(_bce_elementwise(prob, target))
 
 
 def bce_with_logits(logit, target):
