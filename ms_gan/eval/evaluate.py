@@ -1,0 +1,330 @@
+"""Evaluate a generator against real digits with a digit classifier's features.
+
+:func:`evaluate` generates ``n`` images (from a checkpoint or an exported MindIR),
+resizes them to the classifier's input size, extracts its penultimate features and
+softmax outputs, and compares them with the reference set:
+
+* FCD (Fréchet classifier distance), KID (mean, std), classifier score, precision
+  and recall (k=3), class coverage (:mod:`ms_gan.eval.metrics`);
+* D's accuracy on held-out real images and on the generated ones, when the
+  checkpoint has a D;
+* the same distances between two disjoint halves of the reference set (the
+  real-vs-real baseline), so every number has a scale.
+
+Every result carries its provenance: metric, value, numbers of generated and
+reference samples, reference split, extractor name and the sha256 of its
+checkpoint, seed. FCD and KID depend on the sample sizes (FCD is biased upwards
+for small sets), so only numbers with equal ``n_generated``/``n_reference`` and the
+same extractor hash compare.
+"""
+import os
+
+import numpy as np
+
+from ms_gan.errors import UserError
+from ms_gan.eval import metrics
+
+RESULT_FORMAT = "ms_gan-eval-1"
+KID_SUBSET = 1000
+KID_SUBSETS = 100
+PR_K = 3
+_REFERENCE_CACHE = {}
+
+
+# ---------------------------------------------------------------------------- reference data
+
+
+def reference_images(data, size):
+    """Real images for a classifier of ``size``: (images (N, 1, S, S) in [-1, 1], split name, labels).
+
+    ``builtin``: all 1,797 digits (split 'all'). MNIST folder: the t10k files (split
+    't10k'). Image folders and arrays: all their images. The data must have the
+    classifier's resolution: a classifier of another resolution would compare
+    resized real digits, which is not what it was trained on.
+    """
+    from ms_gan.data import ImageSpec, load_images, resolve_source, sources
+
+    kind, path = resolve_source(data)
+    if kind == "builtin":
+        native, split = 8, "all"
+    elif kind == "mnist":
+        sources.prepare_mnist_dir(path, "test")
+        native, split = 28, "t10k"
+    else:
+        raw, _ = sources.read_folder(path, 1) if kind == "folder" else sources.read_array(path)
+        if raw.ndim != 4 or raw.shape[1] != raw.shape[2]:
+            raise UserError(f"--data {data}: images must be square, got shape {raw.shape[1:3]}")
+        native, split = int(raw.shape[1]), "all"
+    if native != size:
+        raise UserError(f"the classifier takes {size}x{size} images but --data {data} holds {native}x{native} "
+                        f"images; use a classifier trained at {native}x{native} "
+                        f"('ms-gan train-classifier --data ...' makes one) or other data")
+    images, labels = load_images(data, ImageSpec(size, 1), usage="test" if kind == "mnist" else "train")
+    if len(images) < 2 * (PR_K + 1):
+        raise UserError(f"--data {data} has {len(images)} images; evaluation needs at least {2 * (PR_K + 1)}")
+    return images, split, labels
+
+
+def reference_features(classifier, data):
+    """(features, probs, split) of the reference set, cached per (data, classifier hash)."""
+    key = (str(data), classifier.sha256)
+    if key not in _REFERENCE_CACHE:
+        images, split, _ = reference_images(data, classifier.size)
+        feats, probs = classifier.predict(images)
+        _REFERENCE_CACHE[key] = (feats, probs, split)
+    return _REFERENCE_CACHE[key]
+
+
+# ---------------------------------------------------------------------------- generators
+
+
+def generate(G, preset, n, seed, batch_size=256):
+    """``n`` images (N, C, H, W) in [-1, 1] from G with the preset's noise of ``seed``."""
+    from ms_gan.generate import noise, run_generator
+
+    images = run_generator(G, noise(preset, n, seed), batch_size=batch_size)
+    if not np.all(np.isfinite(images)):
+        raise UserError("the generator produced NaN or infinite values (diverged training?)")
+    return images
+
+
+def _d_accuracy(D, preset, images, real):
+    """Share of ``images`` D classifies as real (``real=True``) or as fake."""
+    import mindspore as ms
+
+    from ms_gan.models import primary
+
+    outs = []
+    for start in range(0, len(images), 256):
+        outs.append(primary(D(ms.Tensor(np.ascontiguousarray(images[start:start + 256], np.float32)))).asnumpy())
+    out = np.concatenate(outs).reshape(-1)
+    threshold = 0.5 if preset.d_output == "prob" else 0.0
+    said_real = out > threshold
+    return float(np.mean(said_real if real else ~said_real))
+
+
+def _d_heldout_real(data, preset):
+    """Real images at D's resolution for the D accuracy, and the split's name."""
+    from ms_gan.data import ImageSpec, load_images, resolve_source
+    from ms_gan.data.builtin import split_indices
+
+    kind, _ = resolve_source(data)
+    spec = ImageSpec(preset.image_size, preset.channels)
+    if kind == "builtin":
+        images, _ = load_images(data, spec)
+        # The GAN trains on all 1,797 digits: this split is held out from the classifier only.
+        return images[split_indices(len(images))[1]], "builtin held-out split (seen by the GAN in training)"
+    if kind == "mnist":
+        images, _ = load_images(data, spec, usage="test")
+        return images, "t10k"
+    images, _ = load_images(data, spec)
+    return images, "all (not held out)"
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _result(metric, value, comparison, n_gen, n_ref, split, extractor, seed, **extra):
+    record = {"metric": metric, "value": value, "comparison": comparison, "n_generated": int(n_gen),
+              "n_reference": int(n_ref), "reference_split": split, "extractor": extractor["name"],
+              "extractor_sha256": extractor["sha256"], "seed": int(seed)}
+    record.update(extra)
+    return record
+
+
+def compare_features(gen_feats, gen_probs, ref_feats, ref_probs, seed=0, kid_subsets=KID_SUBSETS):
+    """All feature metrics of generated vs reference features, as a flat dict."""
+    subset = min(KID_SUBSET, len(gen_feats), len(ref_feats))
+    kid_mean, kid_std = metrics.kid(gen_feats, ref_feats, num_subsets=kid_subsets, subset_size=subset, seed=seed)
+    precision, recall = metrics.precision_recall(ref_feats, gen_feats, k=PR_K)
+    splits = max(1, min(10, len(gen_probs) // 100))
+    score, score_std = metrics.classifier_score(gen_probs, splits=splits)
+    coverage = metrics.class_coverage(gen_probs.argmax(axis=1), gen_probs.shape[1])
+    return {"fcd": metrics.frechet_feature_distance(gen_feats, ref_feats), "kid_mean": kid_mean,
+            "kid_std": kid_std, "kid_subset_size": subset, "precision": precision, "recall": recall,
+            "classifier_score": score, "classifier_score_std": score_std, "classifier_score_splits": splits,
+            "coverage": coverage}
+
+
+def _records(values, comparison, n_gen, n_ref, split, extractor, seed):
+    out = [
+        _result("fcd", values["fcd"], comparison, n_gen, n_ref, split, extractor, seed),
+        _result("kid", values["kid_mean"], comparison, n_gen, n_ref, split, extractor, seed,
+                std=values["kid_std"], subset_size=values["kid_subset_size"], num_subsets=KID_SUBSETS,
+                kernel="cubic polynomial (x.y/d+1)^3, unbiased"),
+        _result("classifier_score", values["classifier_score"], comparison, n_gen, n_ref, split, extractor, seed,
+                std=values["classifier_score_std"], splits=values["classifier_score_splits"]),
+        _result("precision", values["precision"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K),
+        _result("recall", values["recall"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K),
+        _result("class_coverage", values["coverage"]["classes_present"], comparison, n_gen, n_ref, split,
+                extractor, seed, histogram=values["coverage"]["histogram"],
+                kl_to_uniform=values["coverage"]["kl_to_uniform"]),
+    ]
+    return out
+
+
+def evaluate_images(images, classifier, data="builtin", seed=0, kid_subsets=KID_SUBSETS, baseline=True):
+    """Metrics of generated ``images`` (N, C, H, W in [-1, 1]) against the reference set.
+
+    Returns:
+        dict with ``results`` (list of records with provenance), ``summary``
+        (metric -> value for the generated images) and ``baseline`` (metric -> value
+        between two disjoint halves of the reference set, when ``baseline``).
+    """
+    images = classifier_input(images, classifier)
+    extractor = classifier.provenance()
+    ref_feats, ref_probs, split = reference_features(classifier, data)
+    gen_feats, gen_probs = classifier.predict(images)
+    if len(gen_feats) < PR_K + 1:
+        raise UserError(f"evaluation needs at least {PR_K + 1} generated images; got {len(gen_feats)}")
+    values = compare_features(gen_feats, gen_probs, ref_feats, ref_probs, seed, kid_subsets)
+    results = _records(values, "generated_vs_reference", len(gen_feats), len(ref_feats), split, extractor, seed)
+    summary = _summary(values)
+    out = {"results": results, "summary": summary}
+    if baseline:
+        order = np.random.default_rng([int(seed), 5]).permutation(len(ref_feats))
+        half = len(order) // 2
+        a, b = order[:half], order[half:2 * half]
+        base = compare_features(ref_feats[a], ref_probs[a], ref_feats[b], ref_probs[b], seed, kid_subsets)
+        base_split = f"{split}: two disjoint random halves (seed {seed})"
+        results += _records(base, "real_vs_real", half, half, base_split, extractor, seed)
+        out["baseline"] = _summary(base)
+    return out
+
+
+def _summary(values):
+    return {"fcd": values["fcd"], "kid_mean": values["kid_mean"], "kid_std": values["kid_std"],
+            "classifier_score": values["classifier_score"], "precision": values["precision"],
+            "recall": values["recall"], "classes_present": values["coverage"]["classes_present"],
+            "class_kl_to_uniform": values["coverage"]["kl_to_uniform"]}
+
+
+def classifier_input(images, classifier):
+    """Generated images checked and resized to the classifier's input."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise UserError(f"expected images (N, C, H, W); got shape {images.shape}")
+    if images.shape[1] != 1:
+        raise UserError(f"the digit classifier reads grayscale images; these have {images.shape[1]} channels "
+                        f"(a preset for colour images cannot be scored with digit metrics)")
+    from ms_gan.eval.classifier import resize_images
+
+    return resize_images(images, classifier.size)
+
+
+def load_source(ckpt=None, mindir=None, with_d=True):
+    """(G callable, preset, D or None, description dict) from a checkpoint or an exported MindIR."""
+    from ms_gan.export import file_sha256
+
+    if (ckpt is None) == (mindir is None):
+        raise UserError("give exactly one of --ckpt (checkpoint or run directory) and --mindir (exported graph)")
+    if mindir is not None:
+        from ms_gan.export import load_mindir, read_sidecar
+
+        G, preset = load_mindir(mindir)
+        side = read_sidecar(mindir)
+        return G, preset, None, {"kind": "mindir", "path": os.path.abspath(mindir), "preset": preset.name,
+                                 "overrides": side.get("overrides", {}), "step": side.get("step"),
+                                 "sha256": file_sha256(mindir)}
+    from ms_gan.generate import preset_from_meta
+    from ms_gan.models import build_discriminator, build_generator
+    from ms_gan.train import checkpoint as ckpt_io
+
+    path = ckpt_io.resolve(ckpt)
+    params, meta = ckpt_io.load(path)
+    preset = preset_from_meta(meta, path)
+    G = build_generator(preset, seed=0)
+    ckpt_io.assign([G], params, path)
+    G.set_train(False)
+    D = None
+    d_prefix = preset.param_prefixes[1] + "."
+    if with_d and any(name.startswith(d_prefix) for name in params):
+        D = build_discriminator(preset, seed=0)
+        ckpt_io.assign([D], params, path)
+        D.set_train(False)
+    return G, preset, D, {"kind": "checkpoint", "path": os.path.abspath(path), "preset": preset.name,
+                          "overrides": meta.get("overrides", {}), "step": meta.get("step"),
+                          "epoch": meta.get("epoch"), "sha256": file_sha256(path)}
+
+
+def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, seed=0, kid_subsets=KID_SUBSETS):
+    """Full evaluation of a checkpoint or MindIR; returns the JSON-able report.
+
+    Args:
+        ckpt: checkpoint file or run directory (exclusive with ``mindir``).
+        mindir: exported generator (.mindir with its .json sidecar).
+        data: reference data: 'builtin' or an MNIST folder (or images of the classifier's size).
+        n: number of generated images.
+        classifier: path of a classifier checkpoint (default: the shipped one).
+        seed: seed of the noise, the KID subsets and the baseline halves.
+    """
+    from ms_gan.eval import classifier as clf_mod
+
+    if int(n) < PR_K + 1:
+        raise UserError(f"--n must be at least {PR_K + 1}")
+    clf = clf_mod.load(classifier)
+    reference_features(clf, data)  # validates data vs classifier before generating anything
+    G, preset, D, source = load_source(ckpt, mindir)
+    if preset.channels != 1:
+        raise UserError(f"preset {preset.name} makes {preset.channels}-channel images; the digit metrics need "
+                        f"a grayscale digits preset")
+    images = generate(G, preset, int(n), seed)
+    report = evaluate_images(images, clf, data, seed, kid_subsets)
+    extractor = clf.provenance()
+    ref_n = len(reference_features(clf, data)[0])
+    if D is not None:
+        real, real_split = _d_heldout_real(data, preset)
+        acc_real = _d_accuracy(D, preset, real, real=True)
+        acc_fake = _d_accuracy(D, preset, images, real=False)
+        common = dict(n_generated=len(images), n_reference=len(real), reference_split=real_split,
+                      extractor=f"discriminator of {preset.name}", extractor_sha256=source["sha256"], seed=int(seed))
+        report["results"].append(dict(metric="d_accuracy_real", value=acc_real, comparison="d_on_real",
+                                      threshold=0.5 if preset.d_output == "prob" else 0.0, **common))
+        report["results"].append(dict(metric="d_accuracy_fake", value=acc_fake, comparison="d_on_generated",
+                                      threshold=0.5 if preset.d_output == "prob" else 0.0, **common))
+        report["summary"]["d_accuracy_real"] = acc_real
+        report["summary"]["d_accuracy_fake"] = acc_fake
+    report.update({
+        "format": RESULT_FORMAT, "generator": source, "n_generated": int(n), "seed": int(seed),
+        "reference": {"data": str(data), "split": report["results"][0]["reference_split"], "n": ref_n},
+        "extractor": extractor,
+    })
+    return report
+
+
+def quick_fcd_kid(G_callable, preset, data="builtin", n=2000, seed=0, classifier=None):
+    """FCD and KID of a generator for in-training evaluation (``--eval-every``).
+
+    Args:
+        G_callable: takes a float32 Tensor (N, z_dim), returns images (or a tuple led by images).
+            Put a Cell in eval mode first.
+        preset: the G's preset (noise distribution, z_dim).
+        data: reference data ('builtin' or an MNIST folder); reference features are cached.
+        n: generated images.
+        seed: noise and KID subset seed (keep it fixed across a run so values compare).
+        classifier: classifier path (default: the shipped built-in-digits one).
+
+    Returns:
+        dict ``{"fcd", "kid_mean", "kid_std", "n_generated", "n_reference", "extractor_sha256", "seed"}``.
+    """
+    from ms_gan.eval import classifier as clf_mod
+
+    clf = _cached_classifier(classifier, clf_mod)
+    ref_feats, _, _ = reference_features(clf, data)
+    images = classifier_input(generate(G_callable, preset, int(n), seed), clf)
+    feats, _ = clf.predict(images)
+    subset = min(KID_SUBSET, len(feats), len(ref_feats))
+    kid_mean, kid_std = metrics.kid(feats, ref_feats, num_subsets=50, subset_size=subset, seed=seed)
+    return {"fcd": metrics.frechet_feature_distance(feats, ref_feats), "kid_mean": kid_mean, "kid_std": kid_std,
+            "n_generated": int(n), "n_reference": int(len(ref_feats)), "extractor_sha256": clf.sha256,
+            "seed": int(seed)}
+
+
+_CLASSIFIERS = {}
+
+
+def _cached_classifier(path, clf_mod):
+    key = os.path.abspath(os.path.expanduser(str(path or clf_mod.DEFAULT_CLASSIFIER)))
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = clf_mod.load(key)
+    return _CLASSIFIERS[key]
