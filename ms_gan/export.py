@@ -135,20 +135,11 @@ def export_ready(net, onnx=False):
     return wrapper
 
 
-def load_network(ckpt, net="g"):
+def load_network(ckpt, net="g", use_ema=True):
     """(preset, network in eval mode, meta, checkpoint path) of G or D from a checkpoint."""
-    from ms_gan.generate import preset_from_meta
-    from ms_gan.models import build_discriminator, build_generator
-    from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan.generate import load_network as _load
 
-    path = ckpt_io.resolve(ckpt)
-    params, meta = ckpt_io.load(path)
-    preset = preset_from_meta(meta, path)
-    build = build_generator if net == "g" else build_discriminator
-    cell = build(preset, seed=0)
-    ckpt_io.assign([cell], params, path)
-    cell.set_train(False)
-    return preset, cell, meta, path
+    return _load(ckpt, net, use_ema)
 
 
 def input_shape(preset, net="g", batch=None):
@@ -160,7 +151,7 @@ def _with_suffix(out, fmt):
     return out if out.lower().endswith(suffix) else out + suffix
 
 
-def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True):
+def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
     """Export G or D of a checkpoint; returns a dict describing what was written.
 
     Args:
@@ -186,7 +177,7 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True):
         raise UserError(f"--net must be g or d, got {net!r}")
     if fmt == "ONNX":
         _require_onnx()
-    preset, cell, meta, path = load_network(ckpt, net)
+    preset, cell, meta, path = load_network(ckpt, net, use_ema)
     out = _with_suffix(out or f"{preset.name}_{net}", fmt)
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
@@ -464,7 +455,7 @@ def cmd_export(args):
     if args.out is not None and not args.out.lower().endswith(SUFFIX[fmt]) and os.path.splitext(args.out)[1]:
         raise UserError(f"--out {args.out!r} does not end in {SUFFIX[fmt]} (the {fmt} suffix)")
     _setup_device(args)
-    result = export(args.ckpt, fmt, args.out, args.net)
+    result = export(args.ckpt, fmt, args.out, args.net, use_ema=not args.no_ema)
     what = "generator" if result["net"] == "g" else "discriminator"
     line = f"exported the {what} of {result['preset']} to {result['path']} (metadata: {result['sidecar']})"
     if fmt == "ONNX":
@@ -485,6 +476,7 @@ def register(subparsers):
                    help="MINDIR (default, dynamic batch) or ONNX (needs the optional onnx package)")
     p.add_argument("--out", default=None, help="output file (default PRESET_NET.mindir/.onnx); "
                                                "a FILE.json with its metadata is written next to it")
+    p.add_argument("--no-ema", action="store_true", help="export G's raw weights even if the checkpoint has an EMA")
     p.add_argument("--net", type=str.lower, choices=("g", "d"), default="g",
                    help="g: the generator, input noise (N, z_dim) (default); d: the discriminator, "
                         "input images (N, C, H, W)")

@@ -18,23 +18,38 @@ def preset_from_meta(meta, path="checkpoint"):
     return presets.override(presets.get(meta["preset"]), **meta.get("overrides", {}))
 
 
-def load_generator(ckpt, use_ema=True):
-    """(preset, G in eval mode, meta) from a checkpoint file or run directory.
+def load_network(ckpt, net="g", use_ema=True, params_meta=None):
+    """(preset, G or D in eval mode, meta, checkpoint path) from a checkpoint file or run directory.
 
-    When the checkpoint holds an EMA of G's weights (``train --ema``) and ``use_ema``,
-    G gets the averaged weights; ``meta["used_ema"]`` says which were loaded.
+    The one loader behind sample, interpolate, attention, export and eval. When the
+    checkpoint holds an EMA of G's weights (``train --ema``) and ``use_ema``, G gets the
+    averaged weights; ``meta["used_ema"]`` says which were loaded. ``params_meta`` reuses an
+    already read ``(params, meta)`` of the same file.
     """
-    from ms_gan.models import build_generator
+    from ms_gan.models import build_discriminator, build_generator
     from ms_gan.train import checkpoint as ckpt_io
     from ms_gan.train.ema import ema_values, has_ema
 
     path = ckpt_io.resolve(ckpt)
-    params, meta = ckpt_io.load(path)
+    params, meta = params_meta or ckpt_io.load(path)
     preset = preset_from_meta(meta, path)
-    G = build_generator(preset, seed=0)
-    meta = dict(meta, used_ema=bool(use_ema and has_ema(params, G)))
-    ckpt_io.assign([G], ema_values(params, G) if meta["used_ema"] else params, path)
-    G.set_train(False)
+    if net == "g":
+        cell = build_generator(preset, seed=0)
+        meta = dict(meta, used_ema=bool(use_ema and has_ema(params, cell)))
+        values = ema_values(params, cell) if meta["used_ema"] else params
+    else:
+        if not any(name.startswith(preset.param_prefixes[1] + ".") for name in params):
+            raise UserError(f"{path} holds no discriminator (a G-only checkpoint); export or evaluate G instead")
+        cell = build_discriminator(preset, seed=0)
+        values = params
+    ckpt_io.assign([cell], values, path)
+    cell.set_train(False)
+    return preset, cell, meta, path
+
+
+def load_generator(ckpt, use_ema=True):
+    """(preset, G in eval mode, meta) from a checkpoint file or run directory."""
+    preset, G, meta, _ = load_network(ckpt, "g", use_ema)
     return preset, G, meta
 
 

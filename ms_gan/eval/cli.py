@@ -16,7 +16,7 @@ def cmd_eval(args):
     from ms_gan.eval.evaluate import evaluate
 
     report = evaluate(ckpt=args.ckpt, mindir=args.mindir, data=args.data, n=args.n, classifier=args.classifier,
-                      seed=args.seed)
+                      seed=args.seed, use_ema=not args.no_ema)
     if args.out:
         folder = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(folder, exist_ok=True)
@@ -67,6 +67,7 @@ def register(subparsers):
     p.add_argument("--data", default="builtin",
                    help="reference data: 'builtin' (default, all 1,797 digits) or an MNIST folder (t10k)")
     p.add_argument("--n", type=_positive_int, default=10000, help="generated images (default 10000)")
+    p.add_argument("--no-ema", action="store_true", help="evaluate G's raw weights even if the checkpoint has an EMA")
     p.add_argument("--classifier", default=None,
                    help="digit classifier checkpoint (default: the shipped ckpt/digits_classifier.ckpt, 8x8)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of noise, KID subsets and baseline halves")

@@ -212,7 +212,7 @@ def classifier_input(images, classifier):
     return resize_images(images, classifier.size)
 
 
-def load_source(ckpt=None, mindir=None, with_d=True):
+def load_source(ckpt=None, mindir=None, with_d=True, use_ema=True):
     """(G callable, preset, D or None, description dict) from a checkpoint or an exported MindIR."""
     from ms_gan.export import file_sha256
 
@@ -226,28 +226,23 @@ def load_source(ckpt=None, mindir=None, with_d=True):
         return G, preset, None, {"kind": "mindir", "path": os.path.abspath(mindir), "preset": preset.name,
                                  "overrides": side.get("overrides", {}), "step": side.get("step"),
                                  "sha256": file_sha256(mindir)}
-    from ms_gan.generate import preset_from_meta
-    from ms_gan.models import build_discriminator, build_generator
+    from ms_gan.generate import load_network
     from ms_gan.train import checkpoint as ckpt_io
 
     path = ckpt_io.resolve(ckpt)
-    params, meta = ckpt_io.load(path)
-    preset = preset_from_meta(meta, path)
-    G = build_generator(preset, seed=0)
-    ckpt_io.assign([G], params, path)
-    G.set_train(False)
+    params_meta = ckpt_io.load(path)
+    preset, G, meta, path = load_network(path, "g", use_ema, params_meta)
     D = None
-    d_prefix = preset.param_prefixes[1] + "."
-    if with_d and any(name.startswith(d_prefix) for name in params):
-        D = build_discriminator(preset, seed=0)
-        ckpt_io.assign([D], params, path)
-        D.set_train(False)
+    if with_d and any(name.startswith(preset.param_prefixes[1] + ".") for name in params_meta[0]):
+        _, D, _, _ = load_network(path, "d", params_meta=params_meta)
     return G, preset, D, {"kind": "checkpoint", "path": os.path.abspath(path), "preset": preset.name,
                           "overrides": meta.get("overrides", {}), "step": meta.get("step"),
-                          "epoch": meta.get("epoch"), "sha256": file_sha256(path)}
+                          "epoch": meta.get("epoch"), "sha256": file_sha256(path),
+                          "ema_weights": bool(meta.get("used_ema"))}
 
 
-def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, seed=0, kid_subsets=KID_SUBSETS):
+def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, seed=0, kid_subsets=KID_SUBSETS,
+             use_ema=True):
     """Full evaluation of a checkpoint or MindIR; returns the JSON-able report.
 
     Args:
@@ -264,7 +259,7 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
         raise UserError(f"--n must be at least {PR_K + 1}")
     clf = clf_mod.load(classifier)
     reference_features(clf, data)  # validates data vs classifier before generating anything
-    G, preset, D, source = load_source(ckpt, mindir)
+    G, preset, D, source = load_source(ckpt, mindir, use_ema=use_ema)
     if preset.channels != 1:
         raise UserError(f"preset {preset.name} makes {preset.channels}-channel images; the digit metrics need "
                         f"a grayscale digits preset")
