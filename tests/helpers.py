@@ -61,7 +61,15 @@ def write_image_folder(folder, n=12, size=16, mode="L", classes=("a", "b"), ext=
 
 
 def run_cli(*args, timeout=600, env=None, cwd=None):
-    """Run ``python -m ms_gan ARGS``; returns CompletedProcess with text output."""
+    """Run ``python -m ms_gan ARGS``; returns CompletedProcess with text output.
+
+    Runs in a scratch directory unless ``cwd`` is given, so default outputs such as
+    ``runs/PRESET`` never land in the repository.
+    """
+    import tempfile
+
+    if cwd is None:
+        cwd = tempfile.mkdtemp(prefix="ms_gan_cli_")
     full_env = dict(os.environ)
     full_env.setdefault("PYTHONPATH", ROOT)
     if env:

@@ -153,16 +153,21 @@ class Trainer:
                     csv.DictWriter(f, fieldnames=EPOCH_FIELDS).writeheader()
         return self.ckpt_path if resume else None
 
-    def _build(self):
+    def _build_data(self):
+        """The data pipeline; built first so bad data fails before the run directory is touched."""
         from ms_gan.data import ImagePipeline, ImageSpec
-        from ms_gan.models import build
-        from ms_gan.train.optim import Adam
-        from ms_gan.train.steps import build_steps
 
         p = self.preset
         self.pipeline = ImagePipeline(self.data, ImageSpec(p.image_size, p.channels), p.batch_size // p.real_batch_div,
                                       seed=self.seed, sampling=p.sampling, drop_remainder=p.drop_remainder,
                                       num_shards=self.world, shard_id=self.rank)
+
+    def _build(self):
+        from ms_gan.models import build
+        from ms_gan.train.optim import Adam
+        from ms_gan.train.steps import build_steps
+
+        p = self.preset
         self.G, self.D = build(p, self.seed)
         self.G.set_train(True)
         self.D.set_train(True)
@@ -319,6 +324,7 @@ class Trainer:
         import mindspore as ms
         from mindspore import ops
 
+        self._build_data()
         resume_from = self._prepare_dir()
         self._build()
         p = self.preset
