@@ -9,7 +9,14 @@ BatchNorm momentum convention: MindSpore updates
 momentum is the weight of the *batch* term. So Keras ``momentum=0.8`` is MindSpore
 0.8, and PyTorch's default 0.1 is MindSpore 0.9 (:func:`momentum_from_torch`).
 """
+import os
+
 from mindspore import nn, ops
+
+# "auto": layers whose convolution is a plain matrix product (see Conv2d / Conv2dTranspose
+# below) run as MatMul; "onednn": every layer through MindSpore's oneDNN convolution
+# (for profiling and A/B measurements; bench/NOTES.md).
+CONV_IMPL = os.environ.get("MS_GAN_CONV_IMPL", "auto")
 
 
 def momentum_from_torch(torch_momentum):
@@ -27,9 +34,49 @@ def _pad_args(padding):
     return {"pad_mode": "valid"}
 
 
+def _plain(cell):
+    return CONV_IMPL != "onednn" and cell.pad_mode == "valid" and cell.group == 1 \
+        and tuple(cell.dilation) in ((1, 1), (1, 1, 1, 1))
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d that computes a valid convolution whose kernel covers the whole input
+    (a 1x1 output, e.g. DCGAN D's 4x4 head) as one MatMul.
+
+    Same sum of products as the convolution; MindSpore 2.10's oneDNN path takes ~60 ms
+    for the forward+backward of DCGAN-64's head at batch 64, MatMul ~2 ms (bench/NOTES.md).
+    """
+
+    def construct(self, x):
+        kh, kw = self.kernel_size
+        if _plain(self) and x.shape[2] == kh and x.shape[3] == kw:
+            w = self.weight.reshape(self.out_channels, -1)
+            y = ops.matmul(x.reshape(-1, self.in_channels * kh * kw), w.T)
+            if self.has_bias:
+                y = y + self.bias
+            return y.reshape(-1, self.out_channels, 1, 1)
+        return super().construct(x)
+
+
+class Conv2dTranspose(nn.Conv2dTranspose):
+    """nn.Conv2dTranspose that computes a valid transposed convolution of a 1x1 input
+    (DCGAN G's stem from the latent vector) as one MatMul: out[n, o, i, j] = sum_c z[n, c] w[c, o, i, j].
+    """
+
+    def construct(self, x):
+        kh, kw = self.kernel_size
+        if _plain(self) and x.shape[2] == 1 and x.shape[3] == 1:
+            y = ops.matmul(x.reshape(-1, self.in_channels), self.weight.reshape(self.in_channels, -1))
+            y = y.reshape(-1, self.out_channels, kh, kw)
+            if self.has_bias:
+                y = y + self.bias.reshape(1, -1, 1, 1)
+            return y
+        return super().construct(x)
+
+
 def conv(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
     """Conv2d with PyTorch-style defaults (bias on) and recipe-style padding."""
-    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
+    return Conv2d(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
 
 
 def conv_t(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
@@ -38,7 +85,7 @@ def conv_t(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
     A 4-tuple crops asymmetrically, e.g. (1, 2, 1, 2) turns a k4 s2 4x4->10x10 full
     transposed convolution into TensorFlow's SAME output of 7x7.
     """
-    return nn.Conv2dTranspose(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
+    return Conv2dTranspose(in_ch, out_ch, kernel, stride=stride, has_bias=bias, **_pad_args(padding))
 
 
 def batch_norm(num_features, momentum=0.9, eps=1e-5, dims=2):
