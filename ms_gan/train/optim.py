@@ -34,6 +34,10 @@ class Adam(nn.Cell):
         self.eps = float(eps)
         self.torch_eps = eps_mode == "torch"
         self.hyper_map = ops.HyperMap()
+        # MindSpore's fused ApplyAdam kernel (one kernel per parameter instead of ~10
+        # elementwise ones; ~30% faster iterations on small nets, bench/NOTES.md). Its
+        # formula is the TF form above; the PyTorch form is the same with eps scaled.
+        self.apply_adam = ops.Adam()
 
     def state_parameters(self):
         """Every Parameter that makes up the optimizer state (for checkpoints)."""
@@ -43,18 +47,14 @@ class Adam(nn.Cell):
         step = self.step + 1
         ops.assign(self.step, step)
         t = ops.cast(step, ms.float32)
-        bias1 = 1.0 - ops.pow(self.beta1, t)
-        bias2 = 1.0 - ops.pow(self.beta2, t)
-        lr_t = self.lr * ops.sqrt(bias2) / bias1
-        eps_t = self.eps * ops.sqrt(bias2) if self.torch_eps else self.eps
-        return self.hyper_map(ops.partial(_adam_update, self.beta1, self.beta2, lr_t, eps_t),
+        beta1_power = ops.pow(self.beta1, t)
+        beta2_power = ops.pow(self.beta2, t)
+        eps_t = self.eps * ops.sqrt(1.0 - beta2_power) if self.torch_eps else self.eps
+        return self.hyper_map(ops.partial(_adam_update, self.apply_adam, beta1_power, beta2_power, self.lr,
+                                          self.beta1, self.beta2, eps_t),
                               self.params, self.m, self.v, grads)
 
 
-def _adam_update(beta1, beta2, lr_t, eps_t, param, m, v, grad):
-    m_new = beta1 * m + (1.0 - beta1) * grad
-    v_new = beta2 * v + (1.0 - beta2) * grad * grad
-    ops.assign(m, m_new)
-    ops.assign(v, v_new)
-    ops.assign(param, param - lr_t * m_new / (ops.sqrt(v_new) + eps_t))
+def _adam_update(apply_adam, beta1_power, beta2_power, lr, beta1, beta2, eps, param, m, v, grad):
+    apply_adam(param, m, v, beta1_power, beta2_power, lr, beta1, beta2, eps, grad)
     return True
