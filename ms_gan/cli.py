@@ -82,6 +82,7 @@ _OVERRIDE_FLAGS = (
     ("--z-dim", "z_dim", _positive_int, "latent dimension (changes the networks)"),
     ("--d-l2-coef", "d_l2_coef", _float, "coefficient of the L2 penalty on D's chosen kernels"),
     ("--sn-iterations", "sn_iterations", _positive_int, "power iterations per forward in spectral norm"),
+    ("--attention-every", "attention_every", _positive_int, "write an attention figure every N epochs (SAGAN)"),
 )
 
 

@@ -230,7 +230,7 @@ def get(name):
 
 
 OVERRIDABLE = ("epochs", "batch_size", "lr_g", "lr_d", "beta1_g", "beta2_g", "beta1_d", "beta2_d", "z_dim",
-               "d_l2_coef", "sn_iterations", "g_batch_mult")
+               "d_l2_coef", "sn_iterations", "g_batch_mult", "attention_every")
 
 
 def override(preset, **values):
@@ -239,7 +239,7 @@ def override(preset, **values):
     for key in changes:
         if key not in OVERRIDABLE:
             raise UserError(f"{key} cannot be overridden")
-    for key in ("epochs", "batch_size", "z_dim", "sn_iterations", "g_batch_mult"):
+    for key in ("epochs", "batch_size", "z_dim", "sn_iterations", "g_batch_mult", "attention_every"):
         if key in changes and int(changes[key]) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {changes[key]}")
     for key in ("lr_g", "lr_d"):
