@@ -12,7 +12,6 @@ The exported graph is checked against the Cell (max |difference|). Writes
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,19 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-
-def _median(fn, repeats, warmup=2):
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    for _ in range(warmup - 1):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+from bench.timing import timed  # noqa: E402
 
 
 def worker(preset_name, batch, repeats, threads, tmp):
@@ -75,7 +62,7 @@ def worker(preset_name, batch, repeats, threads, tmp):
     diff = float(np.max(np.abs(cell() - graph())))
     out = {"export_s": export_s, "max_abs_diff": diff, "mindir_bytes": os.path.getsize(info["path"])}
     for name, fn in (("cell_pynative", cell), ("cell_jit", cell_jit), ("mindir", graph)):
-        first, med = _median(fn, repeats)
+        first, med = timed(fn, 2, repeats)
         out[name] = {"first_call_s": first, "median_s": med, "images_per_s": batch / med}
     return out
 

@@ -12,26 +12,20 @@ Writes ``OUT/profile_<preset>.json`` and prints a markdown table.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench.timing import timed  # noqa: E402
 
 KINDS = ("Conv2d", "Conv2dTranspose", "Dense")
 
 
 def _median_ms(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
+    # profile convention: warm-up calls excluded entirely (first call included in warmup)
+    return 1000.0 * timed(fn, warmup + 1, repeats)[1]
 
 
 def capture_layers(preset_name, batch):
@@ -70,7 +64,7 @@ def run_ms(layers, repeats):
 
     import ms_gan  # noqa: F401
     import mindspore as ms
-    from mindspore import nn, ops
+    from mindspore import nn
 
     from ms_gan import device
     from ms_gan.nn import blocks
@@ -117,7 +111,6 @@ def lambda_free_forward(cell):
 def run_torch(layers, repeats, threads):
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(threads)
     out = []

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,23 +29,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.timing import timed  # noqa: E402
+
 
 def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed(fn, warmup, repeats):
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    for _ in range(max(warmup - 1, 0)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
 
 
 def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
@@ -84,7 +71,7 @@ def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
         z_g = ms.Tensor(sample_noise(rng, real_n * p.g_batch_mult, p))
         steps.iteration(real, ops.stack(fakes) if fakes else z_g, z_g).asnumpy()
 
-    first, median = _timed(iteration, warmup, repeats)
+    first, median = timed(iteration, warmup, repeats)
     return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
 
 
@@ -107,7 +94,7 @@ def run_torch(preset_name, batch, threads, repeats, warmup):
     def iteration():
         recipe.iteration(real, tm.noise_plan(p, real_n, rng))
 
-    first, median = _timed(iteration, warmup, repeats)
+    first, median = timed(iteration, warmup, repeats)
     return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
 
 

@@ -5,7 +5,6 @@ lives here. User mistakes (:class:`ms_gan.errors.UserError`, bad flags) print
 ``ms-gan: error: ...`` on one line and exit with code 2, without a traceback.
 """
 import argparse
-import json
 import math
 import os
 import sys

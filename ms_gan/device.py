@@ -73,7 +73,12 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
     ms.set_context(mode=ms.PYNATIVE_MODE)
     if target == "CPU":
         threads = threads or default_cpu_threads()
-        device_context.cpu.op_tuning.threads_num(int(threads))
+        try:
+            device_context.cpu.op_tuning.threads_num(int(threads))
+        except RuntimeError:
+            # MindSpore fixes its thread pool once a kernel has run in this process (library use
+            # after other MindSpore work, or tests); the pool it already has stays.
+            threads = None
     if seed is not None:
         ms.set_seed(int(seed))
     _state.update(done=True, target=target, mode=mode, threads=threads)

@@ -18,7 +18,6 @@
   and overrides, the network, the input shape and the source checkpoint, so
   ``ms-gan sample --mindir FILE`` needs no model code and no flags.
 """
-import hashlib
 import json
 import os
 
@@ -40,11 +39,9 @@ def sidecar_path(path):
 
 
 def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ms_gan.train.checkpoint import file_sha256 as _sha
+
+    return _sha(path)
 
 
 # ---------------------------------------------------------------------------- export-ready networks

@@ -13,7 +13,6 @@ dataset, held-out accuracy, training settings) stored inside under
 metric records as the extractor's identity. A JSON copy of the metadata (with the
 sha256) is written next to it for people.
 """
-import hashlib
 import json
 import os
 import time
@@ -292,11 +291,9 @@ def accuracy(net, images, labels):
 
 
 def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ms_gan.train.checkpoint import file_sha256
+
+    return file_sha256(path)
 
 
 def save(net, meta, path):

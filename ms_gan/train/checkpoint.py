@@ -40,6 +40,17 @@ def save(path, cells, meta):
     return path
 
 
+def file_sha256(path):
+    """SHA-256 hex digest of a file (provenance of checkpoints, exports and classifiers)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve(path):
     """A checkpoint file, or a run directory meaning its latest checkpoint."""
     if path is None:

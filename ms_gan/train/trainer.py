@@ -289,8 +289,6 @@ class Trainer:
         """G's images for latent vectors ``z`` (eval mode by default), as NumPy."""
         import mindspore as ms
 
-        from ms_gan.models import primary
-
         self.G.set_train(train)
         out = self.G(ms.Tensor(z))
         self.G.set_train(True)
@@ -343,7 +341,6 @@ class Trainer:
             return {"epoch": epoch, "step": step, "stopped": "complete"}
         n_batches = self.pipeline.batches_per_epoch()
         t_start = time.time()
-        fake_n = None
         stopped = "complete"
         while epoch < p.epochs:
             dataset = self.pipeline.dataset(epoch, skip)

@@ -1,5 +1,4 @@
 """Every preset trains through the CLI on its data formats; step orders are real; interpolate; learning."""
-import json
 import os
 
 import numpy as np
