@@ -126,11 +126,11 @@ def cmd_train(args):
                       rank=rank, world=world, grad_reducers=reducers,
                       progress=False if args.no_progress else None, ema_decay=args.ema,
                       eval_every=args.eval_every, eval_data=eval_data, eval_n=args.eval_n)
-    summary = trainer.fit()
+    trainer.fit()
     if rank == 0:
         print(f"run directory: {out}  (samples: {os.path.join(out, 'samples', 'grid_latest.png')}, "
               f"checkpoint: {os.path.join(out, 'checkpoints', 'latest.ckpt')})")
-    return 0 if summary else 1
+    return 0
 
 
 # ---------------------------------------------------------------------------- sample

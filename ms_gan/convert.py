@@ -298,6 +298,15 @@ def torch_to_ms(preset, g_state=None, d_state=None, flat_state=None, source="sta
     return cells, info
 
 
+def _one_state(path, role, already):
+    """The single ``role`` ('G' or 'D') state_dict of a --g/--d file; error if it has none or ``already`` is set."""
+    g_state, d_state, flat = split_file_object(_load_pt(path), path)
+    own = g_state if role == "G" else d_state
+    if already is not None or (own is None and flat is None):
+        raise UserError(f"{path}: expected one {role} state_dict")
+    return own if own is not None else flat
+
+
 def torch_file_to_checkpoint(out, preset_name, path=None, g_path=None, d_path=None):
     """Write an ms_gan checkpoint from PyTorch file(s); returns (out, info)."""
     from ms_gan import presets
@@ -310,16 +319,10 @@ def torch_file_to_checkpoint(out, preset_name, path=None, g_path=None, d_path=No
         g_state, d_state, flat = split_file_object(_load_pt(path), path)
         sources.append(path)
     if g_path is not None:
-        g2, d2, f2 = split_file_object(_load_pt(g_path), g_path)
-        if g_state is not None or g2 is None and f2 is None:
-            raise UserError(f"{g_path}: expected one G state_dict")
-        g_state = g2 if g2 is not None else f2
+        g_state = _one_state(g_path, "G", g_state)
         sources.append(g_path)
     if d_path is not None:
-        g2, d2, f2 = split_file_object(_load_pt(d_path), d_path)
-        if d_state is not None or d2 is None and f2 is None:
-            raise UserError(f"{d_path}: expected one D state_dict")
-        d_state = d2 if d2 is not None else f2
+        d_state = _one_state(d_path, "D", d_state)
         sources.append(d_path)
     source = " + ".join(sources)
     cells, info = torch_to_ms(preset, g_state, d_state, flat, source)

@@ -221,7 +221,7 @@ class Trainer:
                 for shadow, p in zip(self.ema.state_parameters(), list(self.ema.averaged) + list(self.ema.copied)):
                     shadow.set_data(p.data.copy())
         if meta.get("world", 1) == self.world:
-            self.rng.bit_generator.state = _rng_from_json(meta["rng"])
+            self.rng.bit_generator.state = meta["rng"]
         else:  # different worker count: the noise stream cannot continue bit-exactly
             self.rng = np.random.default_rng([self.seed, 7919, self.rank, int(meta["step"])])
         self._resume_sums = meta.get("epoch_sums")
@@ -486,11 +486,8 @@ class Trainer:
 
 
 def _rng_to_json(state):
+    """NumPy's generator state as plain JSON (its 128-bit integers become Python ints)."""
     return json.loads(json.dumps(state, default=int))
-
-
-def _rng_from_json(state):
-    return state
 
 
 def _write_json(path, obj):
