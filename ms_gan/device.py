@@ -61,12 +61,16 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
         raise UserError(
             f"device {target} is not available in this MindSpore installation "
             f"(mindspore {ms.__version__}); install the {target} build of MindSpore or use --device CPU")
-    if device_id is None:
-        ms.set_device(target)
-    else:
-        if device_id < 0:
-            raise UserError(f"--device-id must be >= 0, got {device_id}")
-        ms.set_device(target, device_id)
+    if device_id is not None and device_id < 0:
+        raise UserError(f"--device-id must be >= 0, got {device_id}")
+    try:
+        ms.set_device(target) if device_id is None else ms.set_device(target, device_id)
+    except RuntimeError:
+        # The runtime already started in this process (library use after other MindSpore
+        # work, tests): nothing to change if it runs on the requested target.
+        if ms.get_context("device_target") != target:
+            raise UserError(f"MindSpore already runs on {ms.get_context('device_target')} in this process; "
+                            f"cannot switch to {target} (start a new process)") from None
     # Both modes run the same Python code: in graph mode the trainer wraps its step
     # functions in mindspore.jit, in PyNative it calls them directly. The context mode
     # itself stays PyNative so that eager utilities (sampling, logging) keep working.

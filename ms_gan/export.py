@@ -94,9 +94,9 @@ def _export_cells():
 def export_ready(net, onnx=False):
     """``net`` in eval mode with export-hostile layers swapped for equivalents, primary output only.
 
-    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children, and for ONNX
-    the project's accurate Tanh) and returns a wrapper Cell; build a fresh network
-    for anything else.
+    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children, turns attention chunking
+    off, and for ONNX the project's accurate Tanh) and returns a wrapper Cell; build a fresh
+    network for anything else.
     """
     from mindspore import nn
 
@@ -106,7 +106,11 @@ def export_ready(net, onnx=False):
     # ms_gan.nn.blocks.Tanh works around MindSpore's inaccurate CPU tanh with Sign and
     # Select, which have no ONNX converter; onnxruntime's own Tanh is accurate.
     accurate_tanh = getattr(blocks, "Tanh", None)
+    from ms_gan.nn.attention import AttentionCore
+
     for _, cell in list(net.cells_and_names()):
+        if isinstance(cell, AttentionCore):
+            cell.chunk_elements = 0  # chunks need the batch size, which the exported graph leaves open
         children = getattr(cell, "_cells", {})
         changed = False
         for key, child in list(children.items()):

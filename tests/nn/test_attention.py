@@ -154,3 +154,72 @@ def test_graph_mode_matches_pynative_with_gradients():
     out_py, map_py = cell(x)
     np.testing.assert_allclose(out_g.asnumpy(), out_py.asnumpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(map_g.asnumpy(), map_py.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def _article_torch_attention(torch, cell):
+    """The article's torch module (as above) with the cell's weights, written compactly."""
+    params = {name: torch.tensor(p.asnumpy().astype(np.float64), requires_grad=True)
+              for name, p in cell.parameters_dict().items()}
+
+    def forward(x):
+        b, c, h, w = x.shape
+
+        def conv1x1(prefix):
+            weight = params[prefix + ".weight"][:, :, 0, 0]
+            return torch.einsum("oc,bchw->bohw", weight, x) + params[prefix + ".bias"][None, :, None, None]
+
+        q = conv1x1("query_conv").view(b, -1, h * w).permute(0, 2, 1)
+        k = conv1x1("key_conv").view(b, -1, h * w)
+        attention_map_t = torch.softmax(torch.bmm(q, k), dim=-2)
+        attention_map = attention_map_t.permute(0, 2, 1)
+        v = conv1x1("value_conv").view(b, -1, h * w)
+        o = torch.bmm(v, attention_map.permute(0, 2, 1)).view(b, c, h, w)
+        return x + params["gamma"] * o, attention_map
+
+    return params, forward
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 23, 16 * 16, 2 * 16 * 16])
+@pytest.mark.parametrize("use_map", [False, True])
+def test_gradients_match_torch_autograd(chunk_elements, use_map):
+    """AttentionCore's hand-written backward (whole batch, 1 image and 2 images per chunk with a
+    remainder) against torch autograd of the article's code in float64, in PyNative and graph mode."""
+    torch = pytest.importorskip("torch")
+    cell, rng = make(in_dim=16, gamma=0.8, seed=5)
+    cell.core.chunk_elements = chunk_elements
+    x = rng.standard_normal((3, 16, 4, 4)).astype(np.float32)
+    weights = rng.standard_normal((3, 16, 4, 4)).astype(np.float32)
+    map_weights = rng.standard_normal((3, 16, 16)).astype(np.float32)
+
+    def loss_fn(x):
+        out, attention_map = cell(x)
+        loss = (out * Tensor(weights)).sum()
+        if use_map:
+            loss = loss + (attention_map * Tensor(map_weights)).sum() * 10.0
+        return loss
+
+    grad_fn = ms.value_and_grad(loss_fn, 0, cell.trainable_params())
+    params, forward = _article_torch_attention(torch, cell)
+    x_t = torch.tensor(x.astype(np.float64), requires_grad=True)
+    out_t, map_t = forward(x_t)
+    loss_t = (out_t * torch.from_numpy(weights.astype(np.float64))).sum()
+    if use_map:
+        loss_t = loss_t + (map_t * torch.from_numpy(map_weights.astype(np.float64))).sum() * 10.0
+    loss_t.backward()
+    for run in (grad_fn, ms.jit(grad_fn)):
+        loss, (dx, d_params) = run(Tensor(x))
+        np.testing.assert_allclose(loss.asnumpy(), loss_t.item(), rtol=1e-5)
+        np.testing.assert_allclose(dx.asnumpy(), x_t.grad.numpy(), rtol=1e-4, atol=1e-5)
+        for p, g in zip(cell.trainable_params(), d_params):
+            np.testing.assert_allclose(g.asnumpy(), params[p.name].grad.numpy(), rtol=1e-4, atol=1e-5,
+                                       err_msg=p.name)
+
+
+def test_chunking_does_not_change_the_forward():
+    cell, rng = make(in_dim=16, gamma=0.6, seed=6)
+    x = Tensor(rng.standard_normal((5, 16, 3, 4)).astype(np.float32))
+    whole, whole_map = cell(x)
+    cell.core.chunk_elements = 2 * 12 * 12   # 2 images per chunk: 2 + 2 + 1
+    chunked, chunked_map = cell(x)
+    np.testing.assert_allclose(chunked.asnumpy(), whole.asnumpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(chunked_map.asnumpy(), whole_map.asnumpy())

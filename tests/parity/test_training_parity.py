@@ -31,12 +31,35 @@ def _run_one(name, use_jit=True):
     return p, (tG, tD, rec), (G, D), t_losses, m_losses
 
 
+def _float64_losses(name):
+    """The iteration's losses from the torch reference in float64 (weights, batch and noise as _run_one)."""
+    p = h.parity_preset(presets.get(name))
+    tG, tD = h.torch_pair(p, seed=3)
+    real, zs = h.batch(p, BATCH.get(name, 8) // p.real_batch_div, seed=4)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        rec = tm.Recipe(p, tG.double(), tD.double())
+        return rec.iteration(torch.from_numpy(real).double(), [np.asarray(z, np.float64) for z in zs])
+    finally:
+        torch.set_default_dtype(default)
+
+
 @pytest.mark.parametrize("name", presets.names())
 def test_one_iteration_parity(name):
     p, (tG, tD, rec), (G, D), t_losses, m_losses = _run_one(name)
     assert [t[0] for t in t_losses] == [m[0] for m in m_losses] == list(p.steps)
-    for t, m in zip(t_losses, m_losses):
-        np.testing.assert_allclose(m[1:], t[1:], rtol=1e-5, atol=1e-6, err_msg=f"{name} {t[0]} losses")
+    exact = None
+    for i, (t, m) in enumerate(zip(t_losses, m_losses)):
+        if np.allclose(m[1:], t[1:], rtol=1e-5, atol=1e-6):
+            continue
+        # Losses after an Adam update inherit Adam's sign noise (first step ~ lr * sign(g)): judge
+        # them against the same iteration in float64, where MindSpore must be within 1e-5 or at
+        # least as close as PyTorch float32 is (sagan64's G loss: torch 1.8e-5 away, ours 6e-7).
+        exact = exact or _float64_losses(name)
+        e = np.asarray(exact[i][1:])
+        bound = np.maximum(1e-5 * np.abs(e) + 1e-6, np.abs(np.asarray(t[1:]) - e))
+        assert np.all(np.abs(np.asarray(m[1:]) - e) <= bound), f"{name} {t[0]} losses: ms {m}, torch {t}, float64 {e}"
     g = h.update_diff(p, G, "G", tG, rec.opt_g)
     d = h.update_diff(p, D, "D", tD, rec.opt_d)
     print(f"PARITY step {name}: G max {g['max']:.2e} ({g['where']}) conditioned {g['max_conditioned']:.2e} "
