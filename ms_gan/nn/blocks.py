@@ -48,14 +48,20 @@ class Conv2d(nn.Conv2d):
     """
 
     def construct(self, x):
+        return self.conv_with(x, self.weight)
+
+    def conv_with(self, x, weight):
+        """The layer's convolution (and bias) with ``weight`` in place of its own (spectral norm)."""
         kh, kw = self.kernel_size
         if _plain(self) and x.shape[2] == kh and x.shape[3] == kw:
-            w = self.weight.reshape(self.out_channels, -1)
-            y = ops.matmul(x.reshape(-1, self.in_channels * kh * kw), w.T)
+            y = ops.matmul(x.reshape(-1, self.in_channels * kh * kw), weight.reshape(self.out_channels, -1).T)
             if self.has_bias:
                 y = y + self.bias
             return y.reshape(-1, self.out_channels, 1, 1)
-        return super().construct(x)
+        y = self.conv2d(x, weight)
+        if self.has_bias:
+            y = self.bias_add(y, self.bias)
+        return y
 
 
 class Conv2dTranspose(nn.Conv2dTranspose):
@@ -64,14 +70,47 @@ class Conv2dTranspose(nn.Conv2dTranspose):
     """
 
     def construct(self, x):
+        return self.conv_with(x, self.weight)
+
+    def conv_with(self, x, weight):
+        """The layer's transposed convolution (and bias) with ``weight`` in place of its own."""
         kh, kw = self.kernel_size
         if _plain(self) and x.shape[2] == 1 and x.shape[3] == 1:
-            y = ops.matmul(x.reshape(-1, self.in_channels), self.weight.reshape(self.in_channels, -1))
+            y = ops.matmul(x.reshape(-1, self.in_channels), weight.reshape(self.in_channels, -1))
             y = y.reshape(-1, self.out_channels, kh, kw)
             if self.has_bias:
                 y = y + self.bias.reshape(1, -1, 1, 1)
             return y
-        return super().construct(x)
+        return conv_transpose_with(self, x, weight)
+
+
+def _deconv_length(pad_mode, length, kernel, stride, dilation, padding):
+    """Output length of a transposed conv, as ``nn.Conv2dTranspose.construct`` computes it."""
+    kernel = kernel + (kernel - 1) * (dilation - 1)
+    if pad_mode == "valid":
+        return length * stride + max(kernel - stride, 0)
+    if pad_mode == "same":
+        return length * stride
+    return length * stride - padding + kernel - stride
+
+
+def conv_transpose_with(layer, x, weight):
+    """``nn.Conv2dTranspose.construct`` of ``layer`` (oneDNN) with ``weight`` in place of its own."""
+    n, _, h, w = ops.shape(x)
+    h_out = _deconv_length(layer.pad_mode, h, layer.kernel_size[0], layer.stride[0], layer.dilation[0],
+                           layer.padding_top + layer.padding_bottom)
+    w_out = _deconv_length(layer.pad_mode, w, layer.kernel_size[1], layer.stride[1], layer.dilation[1],
+                           layer.padding_left + layer.padding_right)
+    out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
+    if layer.has_bias:
+        out = layer.bias_add(out, layer.bias)
+    pad = layer.output_padding
+    if isinstance(pad, tuple):
+        if pad[0] > 0 or pad[1] > 0:
+            out = ops.pad(out, (0, pad[1], 0, pad[0]))
+    elif pad > 0:
+        out = ops.pad(out, (0, pad, 0, pad))
+    return out
 
 
 def conv(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):

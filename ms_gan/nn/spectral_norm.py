@@ -28,18 +28,9 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ms_gan.errors import UserError
+from ms_gan.nn import blocks
 
 __all__ = ["SpectralNorm", "spectral_norm_sigmas"]
-
-
-def _deconv_length(pad_mode, length, kernel, stride, dilation, padding):
-    """Output length of a transposed conv, as ``nn.Conv2dTranspose.construct`` computes it."""
-    kernel = kernel + (kernel - 1) * (dilation - 1)
-    if pad_mode == "valid":
-        return length * stride + max(kernel - stride, 0)
-    if pad_mode == "same":
-        return length * stride
-    return length * stride - padding + kernel - stride
 
 
 def _normalize(x, eps):
@@ -158,33 +149,16 @@ class SpectralNorm(nn.Cell):
         else:
             weight = self.normalized_weight()
         layer = self.layer
+        if self.kind == "dense":
+            return self._dense(x, weight)
+        if hasattr(layer, "conv_with"):   # ms_gan.nn.blocks layers: their faster formulations too
+            return layer.conv_with(x, weight)
         if self.kind == "conv":
             out = layer.conv2d(x, weight)
             if layer.has_bias:
                 out = layer.bias_add(out, layer.bias)
             return out
-        if self.kind == "convt":
-            return self._conv_transpose(x, weight)
-        return self._dense(x, weight)
-
-    def _conv_transpose(self, x, weight):
-        # Mirrors nn.Conv2dTranspose.construct with the normalised weight.
-        layer = self.layer
-        n, _, h, w = ops.shape(x)
-        h_out = _deconv_length(layer.pad_mode, h, layer.kernel_size[0], layer.stride[0], layer.dilation[0],
-                               layer.padding_top + layer.padding_bottom)
-        w_out = _deconv_length(layer.pad_mode, w, layer.kernel_size[1], layer.stride[1], layer.dilation[1],
-                               layer.padding_left + layer.padding_right)
-        out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
-        if layer.has_bias:
-            out = layer.bias_add(out, layer.bias)
-        pad = layer.output_padding
-        if isinstance(pad, tuple):
-            if pad[0] > 0 or pad[1] > 0:
-                out = ops.pad(out, (0, pad[1], 0, pad[0]))
-        elif pad > 0:
-            out = ops.pad(out, (0, pad, 0, pad))
-        return out
+        return blocks.conv_transpose_with(layer, x, weight)
 
     def _dense(self, x, weight):
         # Mirrors nn.Dense.construct with the normalised weight.
