@@ -129,8 +129,33 @@ def conv_t(in_ch, out_ch, kernel, stride=1, padding=0, bias=True):
 
 def batch_norm(num_features, momentum=0.9, eps=1e-5, dims=2):
     """BatchNorm in MindSpore's momentum convention (see the module docstring)."""
-    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    cls = nn.BatchNorm2d if dims == 2 else BatchNorm1d
     return cls(num_features, eps=eps, momentum=momentum)
+
+
+class BatchNorm1d(nn.BatchNorm1d):
+    """nn.BatchNorm1d computed with reductions over the batch axis instead of MindSpore's kernel.
+
+    Same parameters, convention and results (batch statistics in training, the biased variance
+    normalising and the unbiased one entering ``moving_variance``, as MindSpore and PyTorch do).
+    Why: on CPU, MindSpore 2.10 runs (N, C) batch norm as an (N, C, 1, 1) oneDNN batch norm,
+    ~1.9 ms forward for (64, 1024) where these ops take ~0.1 ms; the MLP GAN's G has three.
+    """
+
+    def construct(self, x):
+        if not self.training:
+            scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)   # no Rsqrt in the ONNX exporter
+            return (x - self.moving_mean) * scale + self.beta
+        n = x.shape[0]
+        mean = ops.mean(x, 0)
+        centred = x - mean
+        var = ops.mean(centred * centred, 0)
+        y = centred * (self.gamma / ops.sqrt(var + self.eps)) + self.beta
+        keep = 1.0 - self.momentum   # self.momentum is the batch term's weight (MindSpore stores 1 - momentum)
+        ops.assign(self.moving_mean, keep * self.moving_mean + self.momentum * ops.stop_gradient(mean))
+        ops.assign(self.moving_variance,
+                   keep * self.moving_variance + self.momentum * ops.stop_gradient(var) * (n / (n - 1.0)))
+        return y
 
 
 class Tanh(nn.Cell):
