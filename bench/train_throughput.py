@@ -4,7 +4,9 @@
                                      [--repeats 5] [--frameworks graph,pynative,torch] [--out bench/results]
 
 Each (preset, framework) runs in its own subprocess (so peak RSS is that run's alone), with
-the same thread count for MindSpore and PyTorch. A measurement is one full training
+the same thread count for MindSpore and PyTorch: the preset's own (``Preset.cpu_threads``, what
+``ms-gan train`` uses) unless ``--threads`` is given; where that is fewer than the cores,
+PyTorch is also timed on all cores, so no ratio is flattered. A measurement is one full training
 iteration of the preset's step order (its D update(s) and G update, G forward twice as the
 recipes do) on random data at ``--batch`` real images, after warm-up; the reported time is
 the median over ``--repeats`` timed iterations. The first call's time is reported as the
@@ -41,13 +43,12 @@ def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
 
     import ms_gan  # noqa: F401  (environment before MindSpore)
     import mindspore as ms
-    from mindspore import ops
 
     from ms_gan import device, presets
     from ms_gan.models import build
     from ms_gan.train.optim import Adam
     from ms_gan.train.steps import build_steps
-    from ms_gan.train.trainer import sample_noise
+    from ms_gan.train.trainer import iteration_inputs
 
     device.setup("CPU", mode=mode, threads=threads)
     p = presets.get(preset_name)
@@ -62,14 +63,9 @@ def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
     real = ms.Tensor(rng.uniform(-1, 1, (real_n, p.channels, p.image_size, p.image_size)).astype(np.float32))
 
     def iteration():
-        # Exactly the trainer's per-iteration work: host noise, fakes, one fused call, one host copy.
-        fakes = []
-        for token in p.steps:
-            if token in ("d", "d_fake"):
-                z = ms.Tensor(sample_noise(rng, real_n, p))
-                fakes.append(steps.generate(z) if steps.fakes_given else z)
-        z_g = ms.Tensor(sample_noise(rng, real_n * p.g_batch_mult, p))
-        steps.iteration(real, ops.stack(fakes) if fakes else z_g, z_g).asnumpy()
+        # Exactly the trainer's per-iteration work: host noise, one fused call, one host copy.
+        fakes, z_g = iteration_inputs(rng, real_n, p, steps)
+        steps.iteration(real, fakes, z_g).asnumpy()
 
     first, median = timed(iteration, warmup, repeats)
     return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
@@ -144,9 +140,9 @@ def _worker(args):
     print("RESULT " + json.dumps(result))
 
 
-def _spawn(args, preset, framework, repeats):
+def _spawn(args, preset, framework, repeats, threads):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset, "--framework", framework,
-           "--batch", str(args.batch), "--threads", str(args.threads), "--repeats", str(repeats),
+           "--batch", str(args.batch), "--threads", str(threads), "--repeats", str(repeats),
            "--warmup", str(args.warmup)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout)
     for line in proc.stdout.splitlines():
@@ -159,7 +155,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="all", help="'all' or comma-separated preset names")
     parser.add_argument("--batch", type=int, default=64, help="real images per iteration (default 64)")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both frameworks (default: each preset's own, as `ms-gan train` uses)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pynative-repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
@@ -177,15 +174,22 @@ def main(argv=None):
 
     names = presets.names() if args.preset == "all" else args.preset.split(",")
     frameworks = args.frameworks.split(",")
+    cores = len(os.sched_getaffinity(0))
     rows = {}
     for name in names:
         rows[name] = {}
+        threads = args.threads or presets.get(name).cpu_threads or cores
         for fw in frameworks:
             repeats = args.pynative_repeats if fw == "pynative" else args.repeats
-            rows[name][fw] = _spawn(args, name, fw, repeats)
+            rows[name][fw] = _spawn(args, name, fw, repeats, threads)
             print(name, fw, json.dumps(rows[name][fw]), flush=True)
-    data = _spawn(args, "-", "data", 1) if args.data_sources else None
-    machine = {"cpu": _cpu_name(), "threads": args.threads, "python": platform.python_version(),
+        if "torch" in frameworks and threads < cores:
+            # PyTorch at its own best on this machine too, so the ratio is never flattered.
+            rows[name]["torch_all_cores"] = _spawn(args, name, "torch", args.repeats, cores)
+            print(name, "torch_all_cores", json.dumps(rows[name]["torch_all_cores"]), flush=True)
+        rows[name]["threads"] = threads
+    data = _spawn(args, "-", "data", 1, args.threads or cores) if args.data_sources else None
+    machine = {"cpu": _cpu_name(), "cores": cores, "python": platform.python_version(),
                "platform": platform.platform(), "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "AVX2 (ms_gan default)")}
     report = {"batch": args.batch, "machine": machine, "results": rows, "data_sources": data,
               "command": "python bench/train_throughput.py " + " ".join(a for a in (argv or sys.argv[1:]))}
@@ -211,20 +215,27 @@ def _cpu_name():
 
 
 def markdown(report):
-    lines = [f"Batch {report['batch']} real images per iteration, {report['machine']['threads']} threads, "
-             f"{report['machine']['cpu']}.", "",
-             "| preset | MindSpore graph img/s | PyNative img/s | PyTorch eager img/s | graph / PyTorch | "
-             "graph compile s | peak RSS MB (graph) |", "|---|---|---|---|---|---|---|"]
+    lines = [f"Batch {report['batch']} real images per iteration, {report['machine']['cpu']}, "
+             f"{report['machine']['cores']} cores; both frameworks on each preset's threads (`ms-gan train`'s "
+             "default), PyTorch also on all cores where that differs.", "",
+             "| preset | threads | MindSpore graph img/s | PyNative img/s | PyTorch eager img/s | graph / PyTorch "
+             "| PyTorch all cores img/s | graph / PyTorch all cores | graph compile s | peak RSS MB graph "
+             "| peak RSS MB PyNative |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(value, spec):
+        return format(value, spec) if value else "-"
+
     for name, row in report["results"].items():
-        def ips(fw):
+        def get(fw, key="images_per_s"):
             r = row.get(fw, {})
-            return r.get("images_per_s")
-        g, pn, t = ips("graph"), ips("pynative"), ips("torch")
+            return r.get(key) if isinstance(r, dict) else None
+        g, pn, t = get("graph"), get("pynative"), get("torch")
+        t_all = get("torch_all_cores") or t
         ratio = f"{g / t:.2f}x" if g and t else "-"
-        compile_s = row.get("graph", {}).get("first_call_s")
-        rss = row.get("graph", {}).get("peak_rss_mb")
-        lines.append(f"| {name} | {g and f'{g:.1f}' or '-'} | {pn and f'{pn:.1f}' or '-'} | {t and f'{t:.1f}' or '-'} "
-                     f"| {ratio} | {compile_s and f'{compile_s:.1f}' or '-'} | {rss and f'{rss:.0f}' or '-'} |")
+        ratio_all = f"{g / t_all:.2f}x" if g and t_all else "-"
+        lines.append(f"| {name} | {row.get('threads', '-')} | {fmt(g, '.1f')} | {fmt(pn, '.1f')} | {fmt(t, '.1f')} "
+                     f"| {ratio} | {fmt(t_all, '.1f')} | {ratio_all} | {fmt(get('graph', 'first_call_s'), '.1f')} "
+                     f"| {fmt(get('graph', 'peak_rss_mb'), '.0f')} | {fmt(get('pynative', 'peak_rss_mb'), '.0f')} |")
     if report.get("data_sources"):
         lines += ["", "| data source | images/s | setup s |", "|---|---|---|"]
         for name, r in report["data_sources"].items():

@@ -58,13 +58,15 @@ def _add_device_flags(p, with_mode=True):
         g.add_argument("--mode", choices=("graph", "pynative"), default="graph",
                        help="graph: steps compiled with mindspore.jit (default); pynative: eager")
     g.add_argument("--threads", type=_positive_int, default=None,
-                   help="CPU kernel threads (default: the cores this process may use)")
+                   help="CPU kernel threads (default: the preset's choice, else the cores this process may "
+                        "use); 1 also keeps the process on one core")
 
 
-def _setup_device(args, seed=None):
+def _setup_device(args, seed=None, preset=None):
     from ms_gan import device
 
-    return device.setup(args.device, args.device_id, getattr(args, "mode", "graph"), args.threads, seed=seed)
+    threads = args.threads or (preset.cpu_threads if preset is not None else 0) or None
+    return device.setup(args.device, args.device_id, getattr(args, "mode", "graph"), threads, seed=seed)
 
 
 # ---------------------------------------------------------------------------- train
@@ -107,7 +109,7 @@ def cmd_train(args):
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
     # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
-    _setup_device(args, seed=args.seed)
+    _setup_device(args, seed=args.seed, preset=preset)
     rank, world, reducers = 0, 1, (None, None)
     if args.distributed:
         from ms_gan.train import distributed

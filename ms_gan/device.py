@@ -20,6 +20,28 @@ def default_cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
+def _pin_to_one_core():
+    """Keep every thread of this process on one core (Linux; elsewhere nothing happens).
+
+    With one kernel thread, MindSpore still hands each kernel from the Python thread to its
+    actor thread and back; on different cores each hand-off is a cross-core wake-up, and a
+    small model's iteration (hundreds of short kernels) took 36-60 ms instead of 20 ms
+    (dcgan_digits8, bench/NOTES.md). Threads started later inherit the affinity.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    try:   # msrun workers of one host: one core each
+        core = cores[int(os.environ.get("MS_NODE_ID", "0")) % len(cores)]
+    except ValueError:
+        core = cores[0]
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), {core})
+        except OSError:   # a thread that ended meanwhile
+            pass
+
+
 def normalize_target(name):
     """'cpu' -> 'CPU', 'ascend' -> 'Ascend'; raises UserError for anything else."""
     for target in TARGETS:
@@ -36,7 +58,8 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
         device_id: device index for GPU/Ascend; None lets MindSpore choose.
         mode: 'graph' (the default: step functions compiled with ``mindspore.jit``)
             or 'pynative' (eager; the same code runs uncompiled).
-        threads: CPU kernel threads; None means the cores available to this process.
+        threads: CPU kernel threads; None means the cores available to this process. With 1,
+            every thread of the process is kept on one core (see _pin_to_one_core).
         seed: if given, ``mindspore.set_seed(seed)`` for ops that draw random numbers
             inside the graph (dropout).
 
@@ -83,6 +106,8 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
             # MindSpore fixes its thread pool once a kernel has run in this process (library use
             # after other MindSpore work, or tests); the pool it already has stays.
             threads = None
+        if threads == 1:
+            _pin_to_one_core()
     if seed is not None:
         ms.set_seed(int(seed))
     _state.update(done=True, target=target, mode=mode, threads=threads)

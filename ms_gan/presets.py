@@ -80,6 +80,10 @@ class Preset:
     sample_images_every: int = 2
     attention_every: int = 1
     param_prefixes: tuple = ("generator", "discriminator")
+    # CPU kernel threads when --threads is not given: 0 = every core this process may use. The
+    # small models run faster on one core (hundreds of short kernels per iteration, each a
+    # cross-core hand-off with two threads; bench/NOTES.md); the conv presets need both.
+    cpu_threads: int = 0
     notes: tuple = field(default_factory=tuple)
 
     @property
@@ -142,7 +146,7 @@ _register(Preset(
     family="mlp", image_size=28, channels=1, z_dim=128, noise="normal", init="torch_default",
     loss="bce", steps=("d", "g"), batch_size=32, epochs=10, lr_g=2e-4, lr_d=2e-4,
     g_hidden=(256, 512, 1024), d_hidden=(512, 256), d_final="sigmoid",
-    grid_rows=5, grid_cols=5, param_prefixes=("gen_model", "disc_model"),
+    grid_rows=5, grid_cols=5, param_prefixes=("gen_model", "disc_model"), cpu_threads=1,
 ))
 
 _register(Preset(
@@ -155,7 +159,7 @@ _register(Preset(
     lr_g=1e-3, lr_d=1e-3, drop_remainder=False,
     g_stages=((("convt", 64, 3, 1, 0), "relu"), (("convt", 32, 3, 1, 0), "relu"), (("convt", 1, 4, 1, 0), "tanh")),
     d_stages=((("conv", 16, 4, 1, 0), "lrelu"), (("conv", 32, 3, 1, 0), "lrelu"), (("conv", 1, 3, 1, 0),)),
-    d_final="sigmoid", grid_rows=16, grid_cols=16, grid_gap=2,
+    d_final="sigmoid", grid_rows=16, grid_cols=16, grid_gap=2, cpu_threads=1,
 ))
 
 _register(Preset(

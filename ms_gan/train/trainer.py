@@ -45,6 +45,27 @@ def sample_noise(rng, n, preset):
     return rng.standard_normal((n, preset.z_dim)).astype(np.float32)
 
 
+def iteration_inputs(rng, batch, preset, steps):
+    """(fake_inputs, z_g) of one iteration for ``steps.iteration``, noise drawn in the trainer's order.
+
+    ``fake_inputs`` stacks one entry per update that judges fakes: latent vectors, or the fake
+    images themselves for recipes whose G makes D's fakes in eval mode. One tensor, not a
+    tuple (tuples of tensors would make mindspore.jit recompile every call), stacked in NumPy
+    when it is noise: an eager ``ops.stack`` per iteration cost more than a small preset's
+    whole compiled iteration (bench/NOTES.md).
+    """
+    import mindspore as ms
+    from mindspore import ops
+
+    zs = [sample_noise(rng, batch, preset) for token in preset.steps if token in ("d", "d_fake")]
+    z_g = ms.Tensor(sample_noise(rng, batch * preset.g_batch_mult, preset))
+    if not zs:
+        return z_g, z_g
+    if steps.fakes_given:
+        return ops.stack([steps.generate(ms.Tensor(z)) for z in zs]), z_g
+    return ms.Tensor(np.stack(zs)), z_g
+
+
 def network_diagnostics(net):
     """Scalars worth logging from inside a network: attention gammas and spectral-norm sigmas."""
     values = {}
@@ -319,9 +340,6 @@ class Trainer:
 
     def fit(self):
         """Train until the preset's epochs (or ``max_steps``) are done; returns a summary dict."""
-        import mindspore as ms
-        from mindspore import ops
-
         self._build_data()
         resume_from = self._prepare_dir()
         self._build()
@@ -354,15 +372,8 @@ class Trainer:
             last_good = None
             iterator = dataset.create_tuple_iterator(num_epochs=1) if dataset is not None else []
             for (real,) in iterator:
+                fakes, z_g = iteration_inputs(self.rng, real.shape[0], p, self.steps)
                 batch = real.shape[0]
-                fake_inputs = []
-                for token in p.steps:
-                    if token in ("d", "d_fake"):
-                        z = ms.Tensor(sample_noise(self.rng, batch, p))
-                        fake_inputs.append(self.steps.generate(z) if self.steps.fakes_given else z)
-                z_g = ms.Tensor(sample_noise(self.rng, batch * p.g_batch_mult, p))
-                # One tensor, not a tuple: tuples of tensors would make mindspore.jit recompile every call.
-                fakes = ops.stack(fake_inputs) if fake_inputs else z_g
                 values = self.steps.iteration(real, fakes, z_g).asnumpy()
                 step += 1
                 i += 1
