@@ -65,8 +65,10 @@ def _add_device_flags(p, with_mode=True):
 def _setup_device(args, seed=None, preset=None):
     from ms_gan import device
 
-    threads = args.threads or (preset.cpu_threads if preset is not None else 0) or None
-    return device.setup(args.device, args.device_id, getattr(args, "mode", "graph"), threads, seed=seed)
+    mode = getattr(args, "mode", "graph")
+    # A preset's thread choice is measured for graph mode; PyNative's own queue threads need the cores.
+    threads = args.threads or (preset.cpu_threads if preset is not None and mode == "graph" else 0) or None
+    return device.setup(args.device, args.device_id, mode, threads, seed=seed)
 
 
 # ---------------------------------------------------------------------------- train
@@ -109,7 +111,7 @@ def cmd_train(args):
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
     # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
-    _setup_device(args, seed=args.seed, preset=preset)
+    resolved = _setup_device(args, seed=args.seed, preset=preset)
     rank, world, reducers = 0, 1, (None, None)
     if args.distributed:
         from ms_gan.train import distributed
@@ -118,6 +120,7 @@ def cmd_train(args):
     options = {
         "preset": preset.name, "overrides": overrides, "data": os.path.abspath(data) if data != "builtin" else data,
         "data_description": description, "seed": args.seed, "device": args.device, "mode": args.mode,
+        "threads": resolved.get("threads"),
         "max_steps": args.max_steps, "ckpt_every": args.ckpt_every, "workers": world, "ema": args.ema,
         "resolved_preset": presets.to_dict(preset),
     }

@@ -80,9 +80,10 @@ class Preset:
     sample_images_every: int = 2
     attention_every: int = 1
     param_prefixes: tuple = ("generator", "discriminator")
-    # CPU kernel threads when --threads is not given: 0 = every core this process may use. The
-    # small models run faster on one core (hundreds of short kernels per iteration, each a
-    # cross-core hand-off with two threads; bench/NOTES.md); the conv presets need both.
+    # CPU kernel threads in graph mode when --threads is not given: 0 = every core this process
+    # may use. The small models run faster on one core (hundreds of short kernels per iteration,
+    # each a cross-core hand-off with two threads; bench/NOTES.md); the conv presets need both,
+    # and so does PyNative (its queue threads work beside the Python thread).
     cpu_threads: int = 0
     notes: tuple = field(default_factory=tuple)
 

@@ -48,6 +48,8 @@ def test_mlp_mnist_trains_on_idx_folder_and_writes_a_complete_run_dir(tmp_path, 
         assert np.isfinite(epoch[0][key]), key
     options = json.load(open(os.path.join(out, "options.json")))
     assert options["preset"] == "mlp_mnist" and options["overrides"] == {"epochs": 1, "batch_size": 16}
+    # mlp_mnist's measured choice: one thread on one core in graph mode; PyNative keeps every core
+    assert options["threads"] == (1 if mode == "graph" else len(os.sched_getaffinity(0)))
 
 
 def test_graph_and_pynative_give_the_same_losses(tmp_path):
