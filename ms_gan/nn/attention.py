@@ -9,8 +9,8 @@ Memory and speed: automatic differentiation of the article's formula kept about 
 64, N = 1024) and ran its softmax over the strided axis (2.6 s forward+backward). The
 function is computed here with the softmax over the contiguous axis, by
 :class:`AttentionCore`, whose hand-written backward keeps no (B, N, N) tensor (it recomputes
-the attention, as FlashAttention does) and works a few images at a time: 0.4 s and ~0.7 GB
-for the same block (``bench/NOTES.md``).
+the attention, as FlashAttention does) and works a few images at a time: 0.4-0.5 s and
+~0.5 GB for the same block (``bench/NOTES.md``).
 """
 import numpy as np
 
@@ -30,7 +30,7 @@ class AttentionCore(nn.Cell):
     (B, N, N) tensor either (MindSpore's CPU kernels materialise broadcasts: one
     (B, N, N) - (B, N, 1) costs five (B, N, N) buffers):
 
-        A  = attention_probabilities(q, k)                        recomputed
+        A  = softmax(k^T q, axis=-1)                               recomputed
         s  = rowsum(A * dA) = sum over channels of (do * o)       (B, 1, N), no (B, N, N) product
         dA - s 1^T = [do; -s]^T [v; 1]                             one BatchMatMul
         dT = A * (dA - s 1^T)                                      softmax backward
@@ -56,6 +56,10 @@ class AttentionCore(nn.Cell):
         self.bmm_tb = ops.BatchMatMul(transpose_b=True)
         self.softmax = ops.Softmax(axis=-1)
 
+    def attention_map(self, q, k):
+        """(B, N, N) with ``[b, p, i] = softmax_i(k_p . q_i)``: the article's map, made in this orientation."""
+        return self.softmax(self.bmm_ta(k, q))
+
     def _step(self, q):
         """Images per chunk: ceil(chunk_elements / N^2) (written without max(): graph mode)."""
         n = ops.shape(q)[-1]
@@ -63,20 +67,20 @@ class AttentionCore(nn.Cell):
 
     def construct(self, q, k, v):
         if self.chunk_elements <= 0:   # a Python constant: graph mode keeps one branch
-            return self.bmm_tb(v, self.softmax(self.bmm_ta(k, q)))
+            return self.bmm_tb(v, self.attention_map(q, k))
         b = ops.shape(q)[0]
         step = self._step(q)
         if step >= b:
-            return self.bmm_tb(v, self.softmax(self.bmm_ta(k, q)))
+            return self.bmm_tb(v, self.attention_map(q, k))
         os_ = ()
         for start in range(0, b, step):
             stop = start + step if start + step < b else b
             q_c, k_c, v_c = q[start:stop], k[start:stop], v[start:stop]
-            os_ = os_ + (self.bmm_tb(v_c, self.softmax(self.bmm_ta(k_c, q_c))),)
+            os_ = os_ + (self.bmm_tb(v_c, self.attention_map(q_c, k_c)),)
         return ops.concat(os_, 0)
 
     def _grads(self, q, k, v, o, d_o):
-        attention_map = self.softmax(self.bmm_ta(k, q))
+        attention_map = self.attention_map(q, k)
         d_v = self.bmm(d_o, attention_map)
         row_sum = ops.sum(d_o * o, 1, keepdim=True)
         d_a = self.bmm_ta(ops.concat((d_o, -row_sum), 1), ops.concat((v, ops.ones_like(row_sum)), 1))
@@ -153,5 +157,5 @@ class SelfAttention(nn.Cell):
         out = x + self.gamma * ops.reshape(o, (b, c, h, w))
         # The map is computed apart from the core, by plain differentiable ops: graph mode prunes
         # it when nothing uses it (training), and a loss that does use it gets its exact gradient.
-        attention_map = ops.softmax(ops.bmm(ops.transpose(proj_key, (0, 2, 1)), proj_query), -1)
+        attention_map = self.core.attention_map(proj_query, proj_key)
         return out, attention_map

@@ -98,7 +98,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
             (total, aux), grads = grad_fn(*inputs)
             if grad_reducer_d is not None:
                 grads = grad_reducer_d(grads)
-            total = ops.depend(total, opt_d(grads))
+            opt_d(grads)
             return total, aux[0], aux[1], aux[2], aux[3]
 
         return update
@@ -141,9 +141,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         k = 0
         for token in order:
             if token == "g":
-                # Not before the D updates are done: left free, the runtime may run G's forward
-                # early and hold its activations through the D updates (sagan64: +0.7 GB).
-                g_loss, g_acc = g_step(ops.depend(z_g, results))
+                g_loss, g_acc = g_step(z_g)
                 results = results + (g_loss, g_acc)
             elif token == "d_real":
                 results = results + d_real_step(real)

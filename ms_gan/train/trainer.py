@@ -50,9 +50,8 @@ def iteration_inputs(rng, batch, preset, steps):
 
     ``fake_inputs`` stacks one entry per update that judges fakes: latent vectors, or the fake
     images themselves for recipes whose G makes D's fakes in eval mode. One tensor, not a
-    tuple (tuples of tensors would make mindspore.jit recompile every call), stacked in NumPy
-    when it is noise: an eager ``ops.stack`` per iteration cost more than a small preset's
-    whole compiled iteration (bench/NOTES.md).
+    tuple (tuples of tensors would make mindspore.jit recompile every call); noise is stacked
+    in NumPy (one host copy, no eager op). The trainer and the benchmark share this function.
     """
     import mindspore as ms
     from mindspore import ops
@@ -372,8 +371,8 @@ class Trainer:
             last_good = None
             iterator = dataset.create_tuple_iterator(num_epochs=1) if dataset is not None else []
             for (real,) in iterator:
-                fakes, z_g = iteration_inputs(self.rng, real.shape[0], p, self.steps)
                 batch = real.shape[0]
+                fakes, z_g = iteration_inputs(self.rng, batch, p, self.steps)
                 values = self.steps.iteration(real, fakes, z_g).asnumpy()
                 step += 1
                 i += 1
