@@ -58,10 +58,7 @@ class Conv2d(nn.Conv2d):
             if self.has_bias:
                 y = y + self.bias
             return y.reshape(-1, self.out_channels, 1, 1)
-        y = self.conv2d(x, weight)
-        if self.has_bias:
-            y = self.bias_add(y, self.bias)
-        return y
+        return conv2d_with(self, x, weight)
 
 
 class Conv2dTranspose(nn.Conv2dTranspose):
@@ -82,6 +79,14 @@ class Conv2dTranspose(nn.Conv2dTranspose):
                 y = y + self.bias.reshape(1, -1, 1, 1)
             return y
         return conv_transpose_with(self, x, weight)
+
+
+def conv2d_with(layer, x, weight):
+    """``nn.Conv2d.construct`` of ``layer`` (oneDNN) with ``weight`` in place of its own."""
+    y = layer.conv2d(x, weight)
+    if layer.has_bias:
+        y = layer.bias_add(y, layer.bias)
+    return y
 
 
 def _deconv_length(pad_mode, length, kernel, stride, dilation, padding):

@@ -154,10 +154,7 @@ class SpectralNorm(nn.Cell):
         if hasattr(layer, "conv_with"):   # ms_gan.nn.blocks layers: their faster formulations too
             return layer.conv_with(x, weight)
         if self.kind == "conv":
-            out = layer.conv2d(x, weight)
-            if layer.has_bias:
-                out = layer.bias_add(out, layer.bias)
-            return out
+            return blocks.conv2d_with(layer, x, weight)
         return blocks.conv_transpose_with(layer, x, weight)
 
     def _dense(self, x, weight):
