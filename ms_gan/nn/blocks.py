@@ -11,12 +11,25 @@ momentum is the weight of the *batch* term. So Keras ``momentum=0.8`` is MindSpo
 """
 import os
 
+import numpy as np
 from mindspore import nn, ops
 
 # "auto": layers whose convolution is a plain matrix product (see Conv2d / Conv2dTranspose
 # below) run as MatMul; "onednn": every layer through MindSpore's oneDNN convolution
 # (for profiling and A/B measurements; bench/NOTES.md).
 CONV_IMPL = os.environ.get("MS_GAN_CONV_IMPL", "auto")
+
+
+# MindSpore 2.10's CPU Div kernel (the ``/`` operator, ``ops.div``) keeps four output-sized
+# buffers per graph node for as long as the compiled graph lives: 34 MB for one division of an
+# 8 MB tensor, forward or backward (bench/NOTES.md, attempt 14). RealDiv computes the same IEEE
+# quotient (bit-identical) without them, so every tensor division of the package goes through it.
+_REAL_DIV = ops.RealDiv()
+
+
+def divide(x, y):
+    """x / y elementwise (broadcasting), without the Div kernel's memory cost."""
+    return _REAL_DIV(x, y)
 
 
 def momentum_from_torch(torch_momentum):
@@ -149,13 +162,13 @@ class BatchNorm1d(nn.BatchNorm1d):
 
     def construct(self, x):
         if not self.training:
-            scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)   # no Rsqrt in the ONNX exporter
+            scale = divide(self.gamma, ops.sqrt(self.moving_variance + self.eps))   # no Rsqrt in the ONNX exporter
             return (x - self.moving_mean) * scale + self.beta
         n = x.shape[0]
         mean = ops.mean(x, 0)
         centred = x - mean
         var = ops.mean(centred * centred, 0)
-        y = centred * (self.gamma / ops.sqrt(var + self.eps)) + self.beta
+        y = centred * divide(self.gamma, ops.sqrt(var + self.eps)) + self.beta
         keep = 1.0 - self.momentum   # self.momentum is the batch term's weight (MindSpore stores 1 - momentum)
         ops.assign(self.moving_mean, keep * self.moving_mean + self.momentum * ops.stop_gradient(mean))
         ops.assign(self.moving_variance,
@@ -173,8 +186,33 @@ class Tanh(nn.Cell):
 
     def construct(self, x):
         e = ops.exp(-2.0 * ops.abs(x))
-        tail = ops.sign(x) * (1.0 - e) / (1.0 + e)
+        tail = ops.sign(x) * divide(1.0 - e, 1.0 + e)
         return ops.select(ops.abs(x) < 2.5, ops.tanh(x), tail)
+
+
+class LeakyReLU(nn.Cell):
+    """max(x, slope * x) for 0 <= slope <= 1, with a backward that costs no extra memory.
+
+    Same function as ``nn.LeakyReLU`` (``maximum(slope * x, x)``), but MindSpore 2.10's CPU
+    gradient of Maximum keeps ~6 input-sized buffers per graph node for the life of the
+    compiled graph and takes ~4x as long (bench/NOTES.md, attempt 15). The backward here is
+    ``dout * (slope + (1 - slope) * [x > 0])``: exactly ``dout`` where x > 0 and
+    ``dout * slope`` elsewhere, as PyTorch computes it, because fl(fl(1 - s) + s) = 1 for every
+    float32 s in [0, 1].
+    """
+
+    def __init__(self, slope=0.2):
+        super().__init__()
+        if not 0.0 <= slope <= 1.0:
+            raise ValueError(f"LeakyReLU slope must be in [0, 1], got {slope}")
+        self.slope = float(np.float32(slope))
+        self.rest = float(np.float32(1.0) - np.float32(slope))
+
+    def construct(self, x):
+        return ops.maximum(x * self.slope, x)
+
+    def bprop(self, x, out, dout):
+        return (dout * (ops.cast(x > 0, x.dtype) * self.rest + self.slope),)
 
 
 def activation(name, slope=0.2):
@@ -182,7 +220,7 @@ def activation(name, slope=0.2):
     if name is None:
         return None
     return {"relu": nn.ReLU, "tanh": Tanh, "sigmoid": nn.Sigmoid}[name]() if name != "lrelu" \
-        else nn.LeakyReLU(slope)
+        else LeakyReLU(slope)
 
 
 def sequential(*layers):

@@ -36,7 +36,7 @@ __all__ = ["SpectralNorm", "spectral_norm_sigmas"]
 def _normalize(x, eps):
     """x / max(||x||_2, eps), like torch.nn.functional.normalize."""
     norm = ops.sqrt(ops.reduce_sum(x * x))
-    return x / ops.maximum(norm, eps)
+    return blocks.divide(x, ops.maximum(norm, eps))
 
 
 class SpectralNorm(nn.Cell):
@@ -121,7 +121,7 @@ class SpectralNorm(nn.Cell):
         u = ops.reshape(self.weight_u, (1, self.rows))
         v = ops.reshape(self.weight_v, (1, self.cols))
         sigma = ops.reduce_sum(u * self.matmul_tb(v, w_mat))
-        return self.layer.weight / sigma
+        return blocks.divide(self.layer.weight, sigma)
 
     def _train_weight(self):
         """Power iteration (no gradient), write u, v, sigma back, return W / sigma."""
@@ -141,7 +141,7 @@ class SpectralNorm(nn.Cell):
             ops.assign(self.weight_u, ops.reshape(u, (self.rows,)))
             ops.assign(self.weight_v, ops.reshape(v, (self.cols,)))
         ops.assign(self.sigma, ops.reshape(ops.stop_gradient(sigma), (1,)))
-        return weight / sigma
+        return blocks.divide(weight, sigma)
 
     def construct(self, x):
         if self.training:

@@ -5,6 +5,8 @@ outputs, D's term on fake outputs, and G's term on D's outputs for fakes.
 """
 from mindspore import nn, ops
 
+from ms_gan.nn import blocks
+
 _LOG_MIN = -100.0  # PyTorch's BCELoss clamps log() at -100 so a saturated D gives a finite loss
 _GRAD_EPS = 1e-12  # ... and divides its gradient by max(p (1 - p), 1e-12)
 
@@ -29,7 +31,7 @@ class _BCEOnProbabilities(nn.Cell):
 
     def bprop(self, prob, target, out, dout):
         denom = ops.maximum(prob * (1.0 - prob), _GRAD_EPS)
-        return dout * (prob - target) / denom, ops.zeros_like(target)
+        return blocks.divide(dout * (prob - target), denom), ops.zeros_like(target)
 
 
 _bce_elementwise = _BCEOnProbabilities()
@@ -93,5 +95,5 @@ def l2_half(weights):
     """sum over tensors of sum(W^2)/2 (TensorFlow's tf.nn.l2_loss)."""
     total = 0.0
     for w in weights:
-        total = total + ops.sum(w * w) / 2.0
+        total = total + ops.sum(w * w) * 0.5
     return total
