@@ -94,9 +94,10 @@ def _export_cells():
 def export_ready(net, onnx=False):
     """``net`` in eval mode with export-hostile layers swapped for equivalents, primary output only.
 
-    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children, turns attention chunking
-    off, and for ONNX the project's accurate Tanh) and returns a wrapper Cell; build a fresh
-    network for anything else.
+    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children, the project's LeakyReLU for
+    MindSpore's (same function; ours only changes the backward, and MindSpore's is two kernels
+    with ONNX converters), turns attention chunking off, and for ONNX the project's accurate
+    Tanh) and returns a wrapper Cell; build a fresh network for anything else.
     """
     from mindspore import nn
 
@@ -121,6 +122,8 @@ def export_ready(net, onnx=False):
                 new = Nearest2x()
             elif onnx and accurate_tanh is not None and isinstance(child, accurate_tanh):
                 new = nn.Tanh()
+            elif isinstance(child, blocks.LeakyReLU):
+                new = nn.LeakyReLU(child.slope)
             elif isinstance(child, nn.ZeroPad2d):
                 padding = tuple(int(v) for v in child.padding)
                 if len(padding) != 4:

@@ -191,14 +191,16 @@ class Tanh(nn.Cell):
 
 
 class LeakyReLU(nn.Cell):
-    """max(x, slope * x) for 0 <= slope <= 1, with a backward that costs no extra memory.
+    """x where x > 0, else slope * x (0 <= slope <= 1): PyTorch's leaky_relu, forward and backward.
 
-    Same function as ``nn.LeakyReLU`` (``maximum(slope * x, x)``), but MindSpore 2.10's CPU
-    gradient of Maximum keeps ~6 input-sized buffers per graph node for the life of the
-    compiled graph and takes ~4x as long (bench/NOTES.md, attempt 15). The backward here is
-    ``dout * (slope + (1 - slope) * [x > 0])``: exactly ``dout`` where x > 0 and
-    ``dout * slope`` elsewhere, as PyTorch computes it, because fl(fl(1 - s) + s) = 1 for every
-    float32 s in [0, 1].
+    Computed as ``x * s`` with ``s = [x > 0] * (1 - slope) + slope`` held out of the gradient, so
+    the backward is the single product ``dout * s``. Exact: s is 1 or ``slope`` because
+    fl(fl(1 - slope) + slope) = 1 for every float32 slope in [0, 1] (tested), so the output is x or
+    ``x * slope`` and the gradient ``dout`` or ``dout * slope``, as torch computes them (x = 0
+    included). Why not ``nn.LeakyReLU``: it is ``maximum(slope * x, x)``, and on CPU the gradient
+    of Maximum in MindSpore 2.10 keeps ~6 input-sized buffers per graph node for the life of the
+    compiled graph and takes ~3x as long (bench/NOTES.md, attempt 15). A hand-written ``bprop``
+    costs the same in graph mode but halves PyNative's speed on the small presets.
     """
 
     def __init__(self, slope=0.2):
@@ -209,10 +211,8 @@ class LeakyReLU(nn.Cell):
         self.rest = float(np.float32(1.0) - np.float32(slope))
 
     def construct(self, x):
-        return ops.maximum(x * self.slope, x)
-
-    def bprop(self, x, out, dout):
-        return (dout * (ops.cast(x > 0, x.dtype) * self.rest + self.slope),)
+        scale = ops.cast(x > 0, x.dtype) * self.rest + self.slope
+        return x * ops.stop_gradient(scale)
 
 
 def activation(name, slope=0.2):
