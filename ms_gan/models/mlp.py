@@ -1,7 +1,7 @@
 """The MLP GAN of seed 003 (MindSpore article), ``mlp_mnist``."""
 from mindspore import nn, ops
 
-from ms_gan.nn.blocks import LeakyReLU, activation, batch_norm, sequential
+from ms_gan.nn.blocks import activation, batch_norm, sequential
 
 
 class MLPGenerator(nn.Cell):
@@ -31,7 +31,7 @@ class MLPDiscriminator(nn.Cell):
         dims = (cfg.channels * cfg.image_size * cfg.image_size,) + tuple(cfg.d_hidden)
         layers = []
         for d_in, d_out in zip(dims[:-1], dims[1:]):
-            layers += [nn.Dense(d_in, d_out), LeakyReLU(0.2)]
+            layers += [nn.Dense(d_in, d_out), activation("lrelu", 0.2)]
         layers += [nn.Dense(dims[-1], 1), activation(cfg.d_final)]
         self.model = sequential(*layers)
 

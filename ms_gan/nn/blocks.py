@@ -199,7 +199,7 @@ class LeakyReLU(nn.Cell):
     ``x * slope`` and the gradient ``dout`` or ``dout * slope``, as torch computes them (x = 0
     included). Why not ``nn.LeakyReLU``: it is ``maximum(slope * x, x)``, and on CPU the gradient
     of Maximum in MindSpore 2.10 keeps ~6 input-sized buffers per graph node for the life of the
-    compiled graph and takes ~3x as long (bench/NOTES.md, attempt 15). A hand-written ``bprop``
+    compiled graph and takes ~4x as long (bench/NOTES.md, attempt 15). A hand-written ``bprop``
     costs the same in graph mode but halves PyNative's speed on the small presets.
     """
 
