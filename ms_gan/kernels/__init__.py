@@ -101,6 +101,14 @@ def set_threads(threads=None):
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
 
 
+def configure(threads=None):
+    """Called by :func:`ms_gan.device.setup`: hand the kernels the process's CPU threads, check
+    ``MS_GAN_KERNELS`` and build the library now (a forced but unavailable ``custom`` fails here, before
+    a command writes anything)."""
+    set_threads(threads)
+    library()
+
+
 def for_layer(layer):
     """A :class:`~ms_gan.kernels.ops.ConvKernel` for a blocks Conv2d / Conv2dTranspose, or None when the
     layer keeps MindSpore's ops (kernels off or unavailable, groups, dilation, or a padding they lack)."""
