@@ -76,6 +76,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--variants", default="native,custom",
+                    help="MindSpore variants beside torch (drop native without the AVX2 cap: reference kernel)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args(argv)
 
@@ -98,7 +100,7 @@ def main(argv=None):
         x = ms.Tensor(x_np)
         fns = {}
         y_shape = None
-        for mode in ("native", "custom"):
+        for mode in args.variants.split(","):
             cell = _ms_layer(L, i, mode)
             y = cell(x)
             y_shape = y.shape
@@ -159,12 +161,15 @@ def markdown(report):
         cells = []
         for p in ("fwd", "fwdbwd"):
             for m in ("native", "custom", "torch"):
+                if f"{m}_{p}_ms" not in r:
+                    cells.append("-")
+                    continue
                 cells.append(f"{r[f'{m}_{p}_gflops']:.0f} ({r[f'{m}_{p}_ms']:.1f})")
                 tot[(m, p)] = tot.get((m, p), 0.0) + r[f"{m}_{p}_ms"]
         lines.append(f"| {r['net']} | {r['name']} | {r['kind']} | {'x'.join(map(str, r['input']))} "
                      f"| {'x'.join(map(str, r['weight']))} | " + " | ".join(cells)
                      + f" | {r['torch_fwdbwd_ms'] / r['custom_fwdbwd_ms']:.2f}x |")
-    lines.append("| total ms | | | | | " + " | ".join(f"{tot[(m, p)]:.1f}" for p in ("fwd", "fwdbwd")
+    lines.append("| total ms | | | | | " + " | ".join(f"{tot.get((m, p), 0):.1f}" for p in ("fwd", "fwdbwd")
                                                       for m in ("native", "custom", "torch"))
                  + f" | {tot[('torch', 'fwdbwd')] / tot[('custom', 'fwdbwd')]:.2f}x |")
     return "\n".join(lines) + "\n"
