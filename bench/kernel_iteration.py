@@ -4,6 +4,11 @@ plus what MindSpore's waiting main thread costs.
     python bench/kernel_iteration.py [--preset dcgan64] [--batch 64] [--repeats 7] [--threads 2]
                                      [--kernel-threads N] [--main-idle] [--variants on,off,torch]
 
+Variants: ``on`` (kernels), ``off`` (MindSpore's convolutions), ``torch``, and ``on``'s graph run
+differently: ``on-busy`` (without ``kernels.quiet_waiter``: the main thread keeps normal scheduling while it
+waits), ``on-idle`` (SCHED_IDLE set here around the call, the attempt before quiet_waiter) and ``on-t1``
+(the kernels' team of 1 thread).
+
 Iterations run round-robin (on, off, torch, on, ...), so load from other processes hits all alike; medians.
 Per MindSpore variant also: the Python main thread's CPU time per iteration (``time.thread_time``; MindSpore
 busy-waits in ``AsyncRQueue::Wait`` while a gradient graph runs, bench/NOTES.md attempt 22) and the whole
@@ -46,6 +51,8 @@ def main(argv=None):
     for v in variants:
         if v == "torch":
             fns[v] = torch_iteration(args.preset, args.batch, args.threads)[0]
+        elif v in ("on-idle", "on-t1", "on-busy"):
+            continue   # below, from "on"'s compiled step
         else:
             os.environ["MS_GAN_KERNELS"] = "custom" if v == "on" else "native"
             fns[v] = mindspore_iteration(args.preset, args.batch, args.threads, "graph")[0]
@@ -53,6 +60,27 @@ def main(argv=None):
         from ms_gan import kernels
 
         kernels.set_threads(args.kernel_threads)
+    from ms_gan import kernels
+
+    threads = args.kernel_threads or args.threads
+    if "on-t1" in variants:
+        def one_thread(fn=fns["on"]):
+            kernels.set_threads(1)
+            try:
+                fn()
+            finally:
+                kernels.set_threads(threads)
+        fns["on-t1"] = one_thread
+    if "on-busy" in variants:
+        def busy(fn=fns["on"]):
+            kernels.QUIET_WAIT["on"] = False
+            try:
+                fn()
+            finally:
+                kernels.QUIET_WAIT["on"] = True
+        fns["on-busy"] = busy
+    if "on-idle" in variants:
+        fns["on-idle"] = fns["on"]
     for fn in fns.values():   # compile and warm up
         fn()
         fn()
@@ -61,7 +89,7 @@ def main(argv=None):
     proc_cpu = {v: [] for v in fns}
     for _ in range(args.repeats):
         for v, fn in fns.items():
-            idle = args.main_idle and v != "torch"
+            idle = (args.main_idle and v != "torch") or v == "on-idle"
             if idle:
                 _set_main_idle(True)
             t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()

@@ -89,8 +89,8 @@ State &state() {
   return s;
 }
 
-std::string key_of(Kind kind, const Geometry &g) {
-  std::string k = std::to_string(kind);
+std::string key_of(Kind kind, const Geometry &g, int threads) {
+  std::string k = std::to_string(kind) + "|" + std::to_string(threads);
   for (const auto *v : {&g.src, &g.weights, &g.dst, &g.strides, &g.pad_l, &g.pad_r}) {
     k += "|";
     for (auto d : *v) k += std::to_string(d) + ",";
@@ -197,7 +197,7 @@ int run(Kind kind, int nparam, void **params, int *ndims, int64_t **shapes, cons
     // oneDNN sizes its kernels' blocking by the calling thread's max concurrency (thread-local under
     // the threadpool runtime): MindSpore's kernel threads must be told the pool's size.
     dnnl_threadpool_interop_set_max_concurrency(s.pool.threads);
-    std::string key = key_of(kind, g);
+    std::string key = key_of(kind, g, s.pool.threads);
     auto it = s.cache.find(key);
     if (it == s.cache.end()) it = s.cache.emplace(key, make_op(kind, g, s.engine, s.plain_thin)).first;
     Op &op = *it->second;
@@ -253,8 +253,7 @@ MS_GAN_EXPORT int MsGanConvBackwardWeights(int nparam, void **params, int *ndims
 MS_GAN_EXPORT void MsGanKernelsSetThreads(int threads) {
   State &s = state();
   std::lock_guard<std::mutex> guard(s.lock);
-  s.pool.threads = threads < 1 ? 1 : threads;
-  s.cache.clear();  // primitives were blocked for the old thread count
+  s.pool.threads = threads < 1 ? 1 : threads;  // primitives are cached per thread count (blocking differs)
 }
 
 // 0: every pass uses blocked layouts; 1 (default): passes with a 1-channel side keep NCHW.
