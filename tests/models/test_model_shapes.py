@@ -95,7 +95,7 @@ def _tf_same_conv_transpose(x, w, stride, out_size):
 def test_mnist28_first_conv_transpose_is_tensorflow_same_with_output_7():
     p = presets.get("dcgan_mnist28")
     G, _ = build(p, seed=0)
-    layer = G.body.layers[0][0]
+    layer = G.convt1
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 256, 4, 4)).astype(np.float32)
     got = layer(ms.Tensor(x)).asnumpy()
