@@ -32,6 +32,14 @@ def _attention_blocks(cell, attention_at, channels_at):
     cell.has_attention = bool(attention_at)
 
 
+def _attend(block, x, maps):
+    """(x, maps) after the self-attention ``block``, its map appended; unchanged when ``block`` is None."""
+    if block is None:
+        return x, maps
+    x, attention_map = block(x)
+    return x, maps + (attention_map,)
+
+
 class DCGAN64Generator(nn.Cell):
     """z (N, z_dim) -> image (N, channels, 64, 64) [, attention maps]."""
 
@@ -55,22 +63,10 @@ class DCGAN64Generator(nn.Cell):
     def construct(self, z):
         maps = ()
         x = ops.reshape(z, (z.shape[0], self.z_dim, 1, 1))
-        x = self.relu(self.bn1(self.convt1(x)))
-        if self.attn4 is not None:
-            x, attention_map = self.attn4(x)
-            maps = maps + (attention_map,)
-        x = self.relu(self.bn2(self.convt2(x)))
-        if self.attn8 is not None:
-            x, attention_map = self.attn8(x)
-            maps = maps + (attention_map,)
-        x = self.relu(self.bn3(self.convt3(x)))
-        if self.attn16 is not None:
-            x, attention_map = self.attn16(x)
-            maps = maps + (attention_map,)
-        x = self.relu(self.bn4(self.convt4(x)))
-        if self.attn32 is not None:
-            x, attention_map = self.attn32(x)
-            maps = maps + (attention_map,)
+        x, maps = _attend(self.attn4, self.relu(self.bn1(self.convt1(x))), maps)     # 4x4
+        x, maps = _attend(self.attn8, self.relu(self.bn2(self.convt2(x))), maps)     # 8x8
+        x, maps = _attend(self.attn16, self.relu(self.bn3(self.convt3(x))), maps)    # 16x16
+        x, maps = _attend(self.attn32, self.relu(self.bn4(self.convt4(x))), maps)    # 32x32
         x = self.tanh(self.convt5(x))
         if self.has_attention:
             return (x,) + maps
@@ -93,22 +89,10 @@ class DCGAN64Discriminator(nn.Cell):
 
     def construct(self, x):
         maps = ()
-        x = self.lrelu(self.conv1(x))
-        if self.attn32 is not None:
-            x, attention_map = self.attn32(x)
-            maps = maps + (attention_map,)
-        x = self.lrelu(self.conv2(x))
-        if self.attn16 is not None:
-            x, attention_map = self.attn16(x)
-            maps = maps + (attention_map,)
-        x = self.lrelu(self.conv3(x))
-        if self.attn8 is not None:
-            x, attention_map = self.attn8(x)
-            maps = maps + (attention_map,)
-        x = self.lrelu(self.conv4(x))
-        if self.attn4 is not None:
-            x, attention_map = self.attn4(x)
-            maps = maps + (attention_map,)
+        x, maps = _attend(self.attn32, self.lrelu(self.conv1(x)), maps)   # 32x32
+        x, maps = _attend(self.attn16, self.lrelu(self.conv2(x)), maps)   # 16x16
+        x, maps = _attend(self.attn8, self.lrelu(self.conv3(x)), maps)    # 8x8
+        x, maps = _attend(self.attn4, self.lrelu(self.conv4(x)), maps)    # 4x4
         x = ops.reshape(self.conv5(x), (x.shape[0], 1))
         if self.has_attention:
             return (x,) + maps
