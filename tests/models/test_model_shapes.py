@@ -1,4 +1,8 @@
 """Every preset's networks: output shapes and ranges, and parameter counts computed by hand."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,6 +10,7 @@ import mindspore as ms
 
 from ms_gan import presets
 from ms_gan.models import build, primary
+from tests.helpers import ROOT
 
 # (G trainable params, D trainable params), computed by hand from SPEC.md; w = weights, b = biases.
 EXPECTED_COUNTS = {
@@ -105,3 +110,15 @@ def test_mnist28_first_conv_transpose_is_tensorflow_same_with_output_7():
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     # and TF crops 1 before and 2 after (not 2 and 1)
     assert (10 - 7) // 2 == 1
+
+
+def test_building_networks_does_not_import_torch():
+    """The PyTorch reference models live in the package (ms_gan.reference) but only tests and bench import them."""
+    code = ("import sys, ms_gan, ms_gan.reference, ms_gan.convert, ms_gan.export\n"
+            "from ms_gan import presets\nfrom ms_gan.models import build\n"
+            "[build(presets.get(n)) for n in ('dcgan_digits8', 'mlp_mnist')]\n"
+            "print('torch' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
