@@ -5,7 +5,8 @@ Keras BatchNormalization(momentum=0.8) is MindSpore momentum 0.8 with Keras' eps
 """
 from mindspore import nn, ops
 
-from ms_gan.nn.blocks import LeakyReLU, Tanh, batch_norm, conv, upsample2x
+from ms_gan.nn.blocks import batch_norm, conv, upsample2x
+from ms_gan.nn.workarounds import LeakyReLU, Tanh
 
 KERAS_BN = dict(momentum=0.8, eps=1e-3)
 

@@ -12,8 +12,9 @@ D: 64 -> 32 -> 16 -> 8 -> 4 by convs k4 s2 p1 with LeakyReLU 0.1, then a k4 conv
 from mindspore import nn, ops
 
 from ms_gan.nn.attention import SelfAttention
-from ms_gan.nn.blocks import LeakyReLU, Tanh, batch_norm, conv, conv_t
+from ms_gan.nn.blocks import batch_norm, conv, conv_t
 from ms_gan.nn.spectral_norm import SpectralNorm
+from ms_gan.nn.workarounds import LeakyReLU, Tanh
 
 
 def _maybe_spectral(layer, spectral, sn_iterations):

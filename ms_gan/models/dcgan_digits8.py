@@ -1,7 +1,8 @@
 """The tiny DCGAN on 8x8 digits (seed 000): ``dcgan_digits8``. No padding, stride 1 everywhere."""
 from mindspore import nn, ops
 
-from ms_gan.nn.blocks import LeakyReLU, Tanh, conv, conv_t
+from ms_gan.nn.blocks import conv, conv_t
+from ms_gan.nn.workarounds import LeakyReLU, Tanh
 
 
 class DCGAN8Generator(nn.Cell):

@@ -6,7 +6,8 @@ second sigmoid is dropped, docs/recipes.md).
 """
 from mindspore import nn, ops
 
-from ms_gan.nn.blocks import LeakyReLU, Tanh, batch_norm, conv, conv_t
+from ms_gan.nn.blocks import batch_norm, conv, conv_t
+from ms_gan.nn.workarounds import LeakyReLU, Tanh
 
 
 class DCGAN28Generator(nn.Cell):

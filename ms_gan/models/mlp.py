@@ -1,7 +1,8 @@
 """The MLP GAN of seed 003 (the MindSpore article): ``mlp_mnist``."""
 from mindspore import nn, ops
 
-from ms_gan.nn.blocks import LeakyReLU, Tanh, batch_norm
+from ms_gan.nn.blocks import batch_norm
+from ms_gan.nn.workarounds import LeakyReLU, Tanh
 
 
 class MLPGenerator(nn.Cell):

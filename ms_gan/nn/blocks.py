@@ -9,14 +9,15 @@ BatchNorm momentum convention: MindSpore updates
 is the weight of the *batch* term. So Keras ``momentum=0.8`` is MindSpore 0.8, and
 PyTorch's default 0.1 is MindSpore 0.9.
 
-The layer classes come from :mod:`ms_gan.nn.workarounds` where MindSpore's own is slow or
-inaccurate on CPU; the networks take every layer from here.
+Convolutions and the 1-D BatchNorm are built from :mod:`ms_gan.nn.workarounds` classes, which
+compute the same thing faster on MindSpore's CPU backend; the networks take the activations that
+need a workaround (LeakyReLU, Tanh) from there directly.
 """
 from mindspore import nn
 
-from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose, LeakyReLU, Tanh
+from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose
 
-__all__ = ["conv", "conv_t", "batch_norm", "upsample2x", "LeakyReLU", "Tanh"]
+__all__ = ["conv", "conv_t", "batch_norm", "upsample2x"]
 
 
 def _pad_args(padding):
