@@ -122,3 +122,23 @@ def test_building_networks_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sagan_attention_is_placed_by_feature_map_size():
+    """attention_at names the feature-map sizes the blocks run on; their maps are N x N for N = size^2."""
+    from ms_gan.models.dcgan64 import DCGAN64Discriminator, DCGAN64Generator
+
+    p = presets.get("sagan64")
+    assert p.has_attention and not presets.get("dcgan64").has_attention
+    G, D = build(p)
+    G.set_train(False)
+    D.set_train(False)
+    out = G(ms.Tensor(np.zeros((2, p.z_dim), np.float32)))
+    assert [tuple(o.shape) for o in out[1:]] == [(2, 16 * 16, 16 * 16), (2, 32 * 32, 32 * 32)]
+    out = D(out[0])
+    assert [tuple(o.shape) for o in out[1:]] == [(2, 8 * 8, 8 * 8), (2, 4 * 4, 4 * 4)]
+    assert G.attn16 is not None and G.attn8 is None and D.attn4 is not None
+    with pytest.raises(ValueError, match="64"):
+        DCGAN64Generator(attention_at=(64,))
+    with pytest.raises(ValueError, match="2"):
+        DCGAN64Discriminator(attention_at=(2,))

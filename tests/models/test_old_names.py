@@ -33,6 +33,15 @@ def test_every_old_name_maps_to_todays_name_in_order(name):
         assert new == [q.name for q in net.get_parameters()], role
 
 
+def test_optimizer_and_ema_copies_are_renamed_and_other_names_kept():
+    p = presets.get("sagan64")
+    names = {"opt_d.v.discriminator.body.attentions.1.gamma": "opt_d.v.discriminator.attn4.gamma",
+             "ema.generator.body.layers.0.0.layer.weight": "ema.generator.convt1.layer.weight",
+             "generator.body.layers.3.1.moving_mean": "generator.bn4.moving_mean",
+             "opt_g.step": "opt_g.step", "generator.convt1.weight_u": "generator.convt1.weight_u"}
+    assert rename(dict.fromkeys(names), p.name, p.param_prefixes) == dict.fromkeys(names.values())
+
+
 # ckpt/dcgan_digits8.ckpt as shipped before the change: G, D and both Adam states, positional names.
 _DIGITS8_OLD = {
     "generator.convt1": "generator.body.layers.0.0", "generator.convt2": "generator.body.layers.1.0",
