@@ -390,7 +390,9 @@ def extract(net, images_uint8, batch_size=16):
     """Run the Cell on uint8 RGB images in batches; returns float64 (pool3, unbiased logits).
 
     Batches of 16 299x299 images keep the activations under ~0.5 GB (the largest,
-    Conv2d_2b's output, is 16 x 64 x 147 x 147 floats: 88 MB).
+    Conv2d_2b's output, is 16 x 64 x 147 x 147 floats: 88 MB; peak RSS measured
+    ~0.8 GB). The last batch is padded to the full size: graph mode compiles the
+    network once per input shape (~13 s here), then runs ~25% faster than PyNative.
     """
     import mindspore as ms
 
@@ -399,11 +401,15 @@ def extract(net, images_uint8, batch_size=16):
         raise UserError(f"Inception features need uint8 RGB images (N, 3, H, W); got {images.dtype} {images.shape}")
     net.set_train(False)
     weight = net.fc.weight.asnumpy().astype(np.float64)
+    batch_size = max(1, min(int(batch_size), len(images)))
     feats = []
-    for start in range(0, len(images), int(batch_size)):
-        batch = images[start:start + int(batch_size)].astype(np.float32) / np.float32(255.0)
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32) / np.float32(255.0)
+        real = len(batch)
+        if real < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - real,) + batch.shape[1:], np.float32)])
         pool3, _ = net(ms.Tensor(np.ascontiguousarray(batch)))
-        feats.append(pool3.asnumpy().astype(np.float64))
+        feats.append(pool3.asnumpy()[:real].astype(np.float64))
     feats = np.concatenate(feats) if feats else np.zeros((0, FEATURES))
     return feats, feats @ weight.T
 
