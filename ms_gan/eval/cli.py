@@ -37,8 +37,8 @@ def cmd_eval(args):
           f"{report['n_generated']} generated vs {report['reference']['n']} real ({report['reference']['split']}), "
           f"extractor {ext['name']} sha256 {ext['sha256'][:12]}, seed {report['seed']}")
     print(f"{'metric':<18}{'generated':>12}{'real vs real':>14}")
-    for key in ("fid", "inception_score", "fcd", "kid_mean", "kid_std", "classifier_score", "precision", "recall", "classes_present",
-                "class_kl_to_uniform", "d_accuracy_real", "d_accuracy_fake"):
+    for key in ("fid", "inception_score", "fcd", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
+                "classes_present", "class_kl_to_uniform", "d_accuracy_real", "d_accuracy_fake"):
         if key in s:
             base = b.get(key)
             print(f"{key:<18}{s[key]:>12.4f}{'' if base is None else format(base, '>14.4f')}")

@@ -403,7 +403,7 @@ def evaluate_inception(ckpt=None, mindir=None, data="builtin", n=10000, weights=
         data: any data source the presets take; read at the preset's size and channels.
         n: generated images.
         seed: seed of the noise, the KID subsets and the baseline halves.
-        batch_size: images per Inception batch (16: ~0.8 GB peak RSS at 299x299).
+        batch_size: images per Inception batch (16: the whole eval process peaked at 1.1 GB RSS).
     """
     from ms_gan.eval import inception
 

@@ -256,6 +256,20 @@ def test_converter_names_unmapped_missing_and_misshapen_tensors(reference):
         inception.state_dict_to_params(torchvision_like)
 
 
+def test_load_refuses_checkpoints_that_do_not_fit(reference, tmp_path):
+    net, pth, _ = reference
+    params = inception.state_dict_to_params(net.state_dict())
+    meta = {"format": inception.FORMAT}
+    del params["inception.Mixed_7a.branch3x3_2.bn.moving_variance"]
+    short, _ = inception.save_params(params, meta, str(tmp_path / "short.ckpt"))
+    with pytest.raises(UserError, match="Mixed_7a.branch3x3_2.bn.moving_variance"):
+        inception.load(short)
+    with pytest.raises(UserError, match="not an ms_gan FID Inception checkpoint"):
+        inception.load(inception.save_params({"x": np.zeros(2, np.float32)}, {}, str(tmp_path / "other.ckpt"))[0])
+    with pytest.raises(UserError, match="is a PyTorch file; convert it"):
+        inception.check_weights_path(pth)
+
+
 # ---------------------------------------------------------------------------- formulas in float64
 
 
