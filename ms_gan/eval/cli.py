@@ -15,7 +15,12 @@ def cmd_eval(args):
     if args.extractor == "inception":
         from ms_gan.eval.inception import check_weights_path
 
+        if args.classifier is not None:
+            raise UserError("--classifier applies to --extractor classifier; Inception metrics use "
+                            "--inception-weights only")
         check_weights_path(args.inception_weights)  # one line before MindSpore starts
+    elif args.inception_weights is not None:
+        raise UserError("--inception-weights needs --extractor inception")
     _setup_device(args)
     from ms_gan.eval.evaluate import evaluate, evaluate_inception
 

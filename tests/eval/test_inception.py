@@ -330,6 +330,8 @@ def test_eval_without_weights_says_which_file_in_one_line(tmp_path):
     assert_user_error(result, "does not exist", inception.PTH_NAME)
     result = run_cli("convert", "--inception-weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "o.ckpt"))
     assert_user_error(result, "does not exist", inception.PTH_NAME)
+    result = run_cli("eval", "--ckpt", str(tmp_path / "none.ckpt"), "--inception-weights", "x.ckpt")
+    assert_user_error(result, "--inception-weights needs --extractor inception")
 
 
 @pytest.mark.slow
