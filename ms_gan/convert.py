@@ -453,6 +453,9 @@ def register(subparsers):
     p.add_argument("--d", metavar="FILE.pt", default=None, help="D's state_dict (input or output, like --g)")
     p.add_argument("--preset", default=None, help="preset the PyTorch weights belong to (PyTorch -> MindSpore)")
     p.add_argument("--out", default=None, help="output .ckpt (from torch) or .pt (to torch)")
+    p.add_argument("--inception-weights", metavar="FILE.pth", default=None,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: write it as a MindSpore .ckpt "
+                        "(with --out) for 'ms-gan eval --extractor inception'")
     p.add_argument("--naming", choices=NAMINGS, default="reference",
                    help="key names written with --to-torch: ms_gan's module paths (default) or the seed "
                         "article's PyTorch code (dcgan_digits8, dcgan64, sagan64)")
@@ -460,6 +463,16 @@ def register(subparsers):
 
 
 def cmd_convert(args):
+    if args.inception_weights is not None:
+        from ms_gan.eval.inception import convert_torch_file
+
+        if any(v is not None for v in (args.from_torch, args.to_torch, args.g, args.d, args.preset)):
+            raise UserError("--inception-weights converts the Inception weights alone; give only --out with it")
+        if args.out is None:
+            raise UserError("--inception-weights needs --out FILE.ckpt")
+        out, digest = convert_torch_file(args.inception_weights, args.out)
+        print(f"wrote {out}: FID Inception-v3 (2015-12-05), sha256 {digest}")
+        return 0
     if args.to_torch is not None:
         if args.from_torch is not None:
             raise UserError("give either --from-torch or --to-torch, not both")
