@@ -2,7 +2,7 @@
 # Export a trained generator to MindIR (default) or ONNX, model-zoo style.
 #   bash scripts/run_export.sh CKPT [FORMAT] [OUT]
 #     CKPT    checkpoint file or run directory (its latest checkpoint)
-#     FORMAT  MINDIR (default) or ONNX (needs: pip install onnx onnxruntime)
+#     FORMAT  MINDIR (default) or ONNX (needs the onnx extra: pip install -e '.[onnx]')
 #     OUT     output file (default: <ckpt name>.mindir / .onnx next to the current folder)
 # Extra settings through the environment: PYTHON (default python3), NET=g|d (default g), DEVICE (default CPU).
 set -e
