@@ -91,13 +91,14 @@ _OVERRIDE_FLAGS = (
 
 def cmd_train(args):
     from ms_gan import presets
-    from ms_gan.data import describe_source
+    from ms_gan.data import ImageSpec, describe_source
 
     preset = presets.get(args.preset)
     overrides = {dest: getattr(args, dest) for _, dest, _, _ in _OVERRIDE_FLAGS if getattr(args, dest) is not None}
     preset = presets.override(preset, **overrides)
     data = args.data if args.data is not None else "builtin"
-    description = describe_source(data)  # validates the path before MindSpore starts
+    # Validates the path before MindSpore starts; says which image sizes are resized (logged by the trainer).
+    description = describe_source(data, ImageSpec(preset.image_size, preset.channels))
     out = args.out or os.path.join("runs", preset.name)
     if args.ema is not None and not args.ema < 1.0:
         raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {args.ema}")

@@ -96,3 +96,94 @@ def test_export_hint_without_onnx_is_the_extra(tmp_path):
     for requirement in _onnx_extra():
         assert f"'{requirement}'" in r.stderr
     assert not (tmp_path / "g.onnx").exists()
+
+
+# ---------------------------------------------------------------------------- item 7: silent wrong data
+
+
+def _png16(path, values):
+    from PIL import Image
+
+    Image.fromarray(np.asarray(values, dtype=np.uint16)).save(path)  # Pillow writes a 16-bit grayscale PNG
+
+
+def test_16bit_png_is_scaled_by_its_bit_depth(tmp_path):
+    from PIL import Image
+
+    from ms_gan.data import ImageSpec, load_images
+    from ms_gan.data.sources import decode_image
+
+    values = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "a.png")
+    with Image.open(tmp_path / "a.png") as check:
+        assert check.mode == "I;16"
+    images, _ = load_images(str(tmp_path), ImageSpec(8, 1))
+    np.testing.assert_allclose(images[0, 0], (values / 65535.0 * 2 - 1).astype(np.float32), atol=1e-6)
+    rgb, _ = load_images(str(tmp_path), ImageSpec(8, 3))
+    np.testing.assert_allclose(rgb[0, 2], images[0, 0], atol=1e-6)
+    # Mode 'I' (how some decoders open 16-bit PNGs) holds the same 16-bit values.
+    np.testing.assert_allclose(decode_image(Image.fromarray(values).convert("I"), 1)[..., 0], values / 65535.0)
+
+
+def test_bool_array_is_refused_in_one_line(tmp_path):
+    np.save(tmp_path / "mask.npy", np.ones((20, 8, 8), dtype=bool))
+    r = run_cli("train", "--preset", "dcgan_digits8", "--data", tmp_path / "mask.npy", "--out", tmp_path / "run",
+                "--max-steps", "1", timeout=300)
+    assert_user_error(r, "mask.npy holds booleans", "uint8")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ambiguous_array_layout_is_refused_and_a_layout_key_resolves_it(tmp_path):
+    from ms_gan.data import ImageSpec, load_images
+
+    rng = np.random.default_rng(0)
+    nchw = rng.integers(0, 256, (20, 3, 8, 3), dtype=np.uint8)   # NCHW: 8x3 images, or NHWC: 3x8 images
+    np.save(tmp_path / "amb.npy", nchw)
+    r = run_cli("train", "--preset", "dcgan_digits8", "--data", tmp_path / "amb.npy", "--out", tmp_path / "run",
+                "--max-steps", "1", timeout=300)
+    assert_user_error(r, "(20, 3, 8, 3)", "(N,H,W,C)", "(N,C,H,W)", "layout='NHWC'")
+    assert not (tmp_path / "run").exists()
+    np.savez(tmp_path / "amb.npz", images=nchw, layout="NCHW")
+    as_nchw, _ = load_images(str(tmp_path / "amb.npz"), ImageSpec(8, 3))
+    np.save(tmp_path / "plain.npy", nchw.transpose(0, 2, 3, 1).copy())   # (20, 8, 3, 3): only NHWC fits
+    expect, _ = load_images(str(tmp_path / "plain.npy"), ImageSpec(8, 3))
+    np.testing.assert_array_equal(as_nchw, expect)
+    np.savez(tmp_path / "bad.npz", images=rng.integers(0, 256, (20, 8, 8, 5), dtype=np.uint8), layout="NHWC")
+    with pytest.raises(Exception, match="cannot be NHWC"):
+        load_images(str(tmp_path / "bad.npz"), ImageSpec(8, 1))
+
+
+def test_unambiguous_layouts_still_load(tmp_path):
+    from ms_gan.data import ImageSpec, load_images
+
+    base = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    np.save(tmp_path / "nhwc.npy", base)
+    np.save(tmp_path / "nchw.npy", base.transpose(0, 3, 1, 2).copy())
+    a, _ = load_images(str(tmp_path / "nhwc.npy"), ImageSpec(8, 3))
+    b, _ = load_images(str(tmp_path / "nchw.npy"), ImageSpec(8, 3))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_mixed_image_sizes_are_resized_once_and_said_in_the_log(tmp_path):
+    from PIL import Image
+
+    from ms_gan.data import ImageSpec, load_images
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    sizes = [(8, 8)] * 14 + [(20, 20)] * 3 + [(24, 16)] * 1   # (height, width)
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(folder / f"i{i:02d}.png")
+    # Each odd-sized image is resized straight to the preset's size, not via the first image's size.
+    images, _ = load_images(str(folder), ImageSpec(8, 1))
+    with Image.open(folder / "i14.png") as im:
+        direct = np.asarray(Image.fromarray(np.asarray(im, np.float32) / 255, "F").resize((8, 8), Image.BILINEAR))
+    np.testing.assert_allclose(images[14, 0], (np.clip(direct, 0, 1) * 2 - 1).astype(np.float32), atol=1e-6)
+    r = run_cli("train", "--preset", "dcgan_digits8", "--data", folder, "--out", tmp_path / "run",
+                "--max-steps", "1", "--batch-size", "8", "--no-progress", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    note = "mixed image sizes: 4 of 18 images resized to 8x8 from 3 at 20x20, 1 at 24x16"
+    assert r.stdout.count(note) == 1, r.stdout
+    assert note in (tmp_path / "run" / "log.txt").read_text()
