@@ -69,7 +69,8 @@ def register(subparsers):
     p.add_argument("--n", type=_positive_int, default=10000, help="generated images (default 10000)")
     p.add_argument("--no-ema", action="store_true", help="evaluate G's raw weights even if the checkpoint has an EMA")
     p.add_argument("--classifier", default=None,
-                   help="digit classifier checkpoint (default: the shipped ckpt/digits_classifier.ckpt, 8x8)")
+                   help="digit classifier checkpoint (default: the shipped 8x8 built-in digits one; for MNIST make "
+                        "a 28x28 one with 'ms-gan train-classifier --data DIR --out FILE')")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of noise, KID subsets and baseline halves")
     p.add_argument("--out", default=None, help="write the full report (with provenance) to this .json")
     _add_device_flags(p, with_mode=False)

@@ -187,3 +187,93 @@ def test_mixed_image_sizes_are_resized_once_and_said_in_the_log(tmp_path):
     note = "mixed image sizes: 4 of 18 images resized to 8x8 from 3 at 20x20, 1 at 24x16"
     assert r.stdout.count(note) == 1, r.stdout
     assert note in (tmp_path / "run" / "log.txt").read_text()
+
+
+# ---------------------------------------------------------------------------- item 8: classifiers
+
+
+def test_shipped_classifier_is_package_data_of_a_built_wheel(tmp_path):
+    """A non-editable install has the classifier where ms_gan looks for it (DEFAULT_CLASSIFIER)."""
+    import shutil
+    import zipfile
+
+    from ms_gan.eval import classifier
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(ROOT, name), src / name)
+    shutil.copytree(os.path.join(ROOT, "ms_gan"), src / "ms_gan", ignore=shutil.ignore_patterns("__pycache__"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("ms_gan-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(classifier.__file__)))
+    rel = os.path.relpath(classifier.DEFAULT_CLASSIFIER, os.path.dirname(package_dir)).replace(os.sep, "/")
+    assert rel.startswith("ms_gan/") and rel in names and rel + ".json" in names, sorted(names)
+
+
+def _mnist(tmp_path):
+    from tests.helpers import write_mnist
+
+    folder = tmp_path / "mnist"
+    write_mnist(str(folder), n_train=64, n_test=16)
+    return folder
+
+
+def test_eval_every_on_mnist_without_a_28x28_classifier_fails_before_training(tmp_path):
+    folder = _mnist(tmp_path)
+    run = tmp_path / "run"
+    r = run_cli("train", "--preset", "dcgan_mnist28", "--data", folder, "--out", run, "--eval-every", "1",
+                "--epochs", "1", timeout=120)
+    assert_user_error(r, "the built-in digits classifier", "takes 8x8 images", f"--data {folder} holds 28x28",
+                      f"ms-gan train-classifier --data {folder} --out FILE", "--classifier FILE")
+    assert not run.exists()
+    # An explicit classifier of the wrong size is named with the data.
+    from ms_gan.eval.classifier import DEFAULT_CLASSIFIER
+
+    r = run_cli("train", "--preset", "dcgan_mnist28", "--data", "builtin", "--eval-data", folder, "--out", run,
+                "--eval-every", "1", "--classifier", DEFAULT_CLASSIFIER, timeout=120)
+    assert_user_error(r, f"classifier {DEFAULT_CLASSIFIER} takes 8x8", f"--eval-data {folder} holds 28x28")
+    assert not run.exists()
+
+
+def test_classifier_flag_needs_eval_every_and_an_rgb_preset_is_refused(tmp_path):
+    from ms_gan.eval.classifier import DEFAULT_CLASSIFIER
+
+    r = run_cli("train", "--preset", "dcgan_digits8", "--classifier", DEFAULT_CLASSIFIER, "--out", tmp_path / "r",
+                timeout=120)
+    assert_user_error(r, "--classifier", "--eval-every")
+    r = run_cli("train", "--preset", "dcgan128_rgb", "--eval-every", "1", "--eval-data", "builtin",
+                "--out", tmp_path / "r", timeout=120)
+    assert_user_error(r, "reads 1-channel images but the generator makes 3-channel")
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_on_mnist_with_the_default_classifier_says_how_to_make_one(tmp_path):
+    folder = _mnist(tmp_path)
+    r = run_cli("eval", "--ckpt", os.path.join(ROOT, "ckpt", "dcgan_digits8.ckpt"), "--data", folder, "--n", "50",
+                timeout=120)
+    assert_user_error(r, "takes 8x8 images", "holds 28x28", f"ms-gan train-classifier --data {folder} --out FILE")
+
+
+@pytest.mark.slow
+def test_train_eval_every_with_a_28x28_classifier_on_mnist(tmp_path):
+    folder = _mnist(tmp_path)
+    clf = tmp_path / "mnist_classifier.ckpt"
+    r = run_cli("train-classifier", "--data", folder, "--out", clf, "--epochs", "1", "--batch-size", "32",
+                timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "run"
+    r = run_cli("train", "--preset", "dcgan_mnist28", "--data", folder, "--out", run, "--eval-every", "1",
+                "--epochs", "1", "--batch-size", "32", "--eval-n", "40", "--classifier", clf, "--no-progress",
+                timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from tests.helpers import read_jsonl
+
+    epochs = [rec for rec in read_jsonl(run / "stats.jsonl") if rec.get("fcd") is not None]
+    assert len(epochs) == 1 and np.isfinite(epochs[0]["fcd"])
+    from ms_gan.eval.classifier import sha256_of
+
+    assert epochs[0]["eval_extractor_sha256"] == sha256_of(str(clf))
