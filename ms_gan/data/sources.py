@@ -61,22 +61,16 @@ def prepare_mnist_dir(path, usage="train"):
     elif all(os.path.isfile(p) or os.path.isfile(p + ".gz") for p in plain):
         key = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
         folder = os.path.join(_cache_root(), "mnist", key)
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the cache folder {folder} for the decompressed MNIST files "
+                            f"({exc.strerror}); set MS_GAN_CACHE to a writable folder") from None
         for src in plain:
             dst = os.path.join(folder, os.path.basename(src))
-            if os.path.isfile(src):
-                if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
-                    shutil.copyfile(src, dst)
-                continue
-            if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(src + ".gz"):
-                tmp = dst + ".tmp"
-                try:
-                    with gzip.open(src + ".gz", "rb") as fin, open(tmp, "wb") as fout:
-                        shutil.copyfileobj(fin, fout)
-                except (OSError, EOFError) as exc:
-                    raise UserError(f"cannot decompress {src}.gz ({exc}); replace it or put the "
-                                    f"uncompressed {os.path.basename(src)} beside it") from None
-                os.replace(tmp, dst)
+            packed = src if os.path.isfile(src) else src + ".gz"
+            if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(packed):
+                _cache_file(packed, dst)
     else:
         missing = [n for n, p in zip(names, plain) if not (os.path.isfile(p) or os.path.isfile(p + ".gz"))]
         raise UserError(f"MNIST folder {path!r} lacks {', '.join(missing)} (plain or .gz); "
@@ -87,6 +81,30 @@ def prepare_mnist_dir(path, usage="train"):
         raise UserError(f"MNIST files disagree: {names[0]} holds {n_images} images but "
                         f"{names[1]} holds {n_labels} labels")
     return folder
+
+
+def _cache_file(src, dst):
+    """Copy ``src`` (decompressed when it ends in .gz) to ``dst`` atomically.
+
+    Every process writes its own temporary file and renames it into place, so ranks of a
+    distributed run filling the same fresh cache at once never see a half-written file or
+    rename each other's temporary away (a shared ``dst.tmp`` failed 1 launch in 3).
+    """
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}.", suffix=".tmp", dir=os.path.dirname(dst))
+    try:
+        with os.fdopen(fd, "wb") as fout, (gzip.open(src, "rb") if src.endswith(".gz") else open(src, "rb")) as fin:
+            shutil.copyfileobj(fin, fout)
+        os.replace(tmp, dst)
+    except (OSError, EOFError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if src.endswith(".gz"):
+            plain = os.path.basename(src)[:-3]
+            raise UserError(f"cannot decompress {src} ({exc}); replace it or put the uncompressed {plain} "
+                            f"beside it") from None
+        raise UserError(f"cannot copy {src} into the cache {os.path.dirname(dst)} ({exc})") from None
 
 
 def _check_idx(path, magic, ndim):

@@ -277,3 +277,63 @@ def test_train_eval_every_with_a_28x28_classifier_on_mnist(tmp_path):
     from ms_gan.eval.classifier import sha256_of
 
     assert epochs[0]["eval_extractor_sha256"] == sha256_of(str(clf))
+
+
+# ---------------------------------------------------------------------------- item 9: distributed
+
+
+_FILL_CACHE = r"""
+import os, sys, time
+from ms_gan.data.sources import prepare_mnist_dir
+folder, caches, start, rounds = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+for i in range(rounds):
+    os.environ["MS_GAN_CACHE"] = os.path.join(caches, str(i))
+    while time.time() < start + 0.3 * i:  # both processes start each round on a fresh cache together
+        pass
+    prepare_mnist_dir(folder)
+print("ok")
+"""
+
+
+def race_fill_cache(folder, caches, rounds=8, root=ROOT):
+    """Two processes decompress the same .gz MNIST folder into the same fresh caches at once."""
+    import time
+
+    env = dict(os.environ, PYTHONPATH=root)
+    start = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", _FILL_CACHE, str(folder), str(caches), str(start), str(rounds)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=os.path.dirname(str(caches))) for _ in range(2)]
+    return [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+
+
+def _write_big_gz_mnist(folder, n=20000):
+    """A .gz MNIST training set big enough (16 MB decompressed) that two decompressions overlap."""
+    import gzip
+
+    from tests.helpers import write_idx_images, write_idx_labels
+
+    folder.mkdir()
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = np.arange(n, dtype=np.uint8)[:, None, None]
+    write_idx_images(str(folder / "train-images-idx3-ubyte"), images)
+    write_idx_labels(str(folder / "train-labels-idx1-ubyte"), np.arange(n) % 10)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        with open(folder / name, "rb") as fin, gzip.open(str(folder / name) + ".gz", "wb", compresslevel=1) as fout:
+            fout.write(fin.read())
+        os.remove(folder / name)
+    return images
+
+
+def test_two_ranks_fill_a_fresh_gz_cache_at_once(tmp_path):
+    from ms_gan.data.sources import read_idx
+
+    folder = tmp_path / "mnist_gz"
+    images = _write_big_gz_mnist(folder)
+    results = race_fill_cache(folder, tmp_path / "caches")
+    for out, err, code in results:
+        assert code == 0 and out.strip() == "ok", err[-2000:]
+    for cache in (tmp_path / "caches").iterdir():
+        (sub,) = (cache / "mnist").iterdir()
+        assert sorted(os.listdir(sub)) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]  # no temporaries
+        np.testing.assert_array_equal(read_idx(str(sub / "train-images-idx3-ubyte")), images)
