@@ -243,10 +243,11 @@ def cmd_attention(args):
 def cmd_presets(args):
     from ms_gan import presets
 
-    width = max(len(n) for n in presets.names())
-    for name in presets.names():
-        p = presets.get(name)
-        print(f"{name:<{width}}  {p.channels}x{p.image_size}x{p.image_size}  {p.summary}")
+    rows = [(name, f"{p.channels}x{p.image_size}x{p.image_size}", p.summary)
+            for name, p in ((name, presets.get(name)) for name in presets.names())]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, shape, summary in rows:
+        print(f"{name:<{widths[0]}}  {shape:<{widths[1]}}  {summary}")
     return 0
 
 

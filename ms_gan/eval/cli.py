@@ -1,6 +1,7 @@
 """``ms-gan eval`` and ``ms-gan train-classifier``."""
 import json
 import os
+import sys
 
 from ms_gan.errors import UserError
 
@@ -23,6 +24,8 @@ def cmd_eval(args):
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
+    for warning in report.get("warnings", []):
+        sys.stderr.write(f"ms-gan: warning: {warning}\n")
     s, b = report["summary"], report.get("baseline", {})
     ext = report["extractor"]
     print(f"{report['generator']['preset']} ({report['generator']['kind']} {report['generator']['path']}): "

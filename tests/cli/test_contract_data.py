@@ -337,3 +337,40 @@ def test_two_ranks_fill_a_fresh_gz_cache_at_once(tmp_path):
         (sub,) = (cache / "mnist").iterdir()
         assert sorted(os.listdir(sub)) == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]  # no temporaries
         np.testing.assert_array_equal(read_idx(str(sub / "train-images-idx3-ubyte")), images)
+
+
+# ---------------------------------------------------------------------------- item 11: what a user sees
+
+
+def test_convert_to_torch_reports_only_what_each_file_holds(tmp_path):
+    pytest.importorskip("torch")
+    ckpt = os.path.join(ROOT, "ckpt", "dcgan_digits8.ckpt")
+    r = run_cli("convert", "--to-torch", ckpt, "--g", tmp_path / "g.pt", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote G 6 tensors to {tmp_path / 'g.pt'} (reference naming)"
+    r = run_cli("convert", "--to-torch", ckpt, "--d", tmp_path / "d.pt", "--out", tmp_path / "both.pt", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == (f"wrote G 6 tensors, D 6 tensors to {tmp_path / 'both.pt'}; "
+                                f"D 6 tensors to {tmp_path / 'd.pt'} (reference naming)")
+
+
+def test_presets_columns_are_aligned():
+    r = run_cli("presets", timeout=60)
+    assert r.returncode == 0
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) >= 5
+    # The summary (third column) starts at the same place on every line.
+    starts = {len(line) - len(line.split(None, 2)[2]) for line in lines}
+    assert len(starts) == 1, r.stdout
+
+
+def test_eval_with_few_samples_warns_that_fcd_and_kid_are_unreliable(tmp_path):
+    import json
+
+    r = run_cli("eval", "--ckpt", os.path.join(ROOT, "ckpt", "dcgan_digits8.ckpt"), "--n", "4",
+                "--out", tmp_path / "m.json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("ms-gan: warning:")]
+    assert len(warnings) == 1 and "--n 4 is below 1000 generated images" in warnings[0]
+    assert "FCD is biased upwards" in warnings[0] and "KID" in warnings[0]
+    assert json.loads((tmp_path / "m.json").read_text())["warnings"] == [warnings[0][len("ms-gan: warning: "):]]
