@@ -51,8 +51,9 @@ is_count "$NUM_WORKERS" || fail "NUM_WORKERS must be a whole number >= 1, got '$
 
 PYTHON=${PYTHON:-$(command -v python3)}
 [ -n "$PYTHON" ] || fail "no python3 on PATH; set PYTHON to the interpreter that has ms_gan installed"
-PY_EXE=$("$PYTHON" -c 'import sys, ms_gan; print(sys.executable)' 2>/dev/null) ||
-    fail "$PYTHON cannot import ms_gan; set PYTHON to the interpreter that has ms_gan installed"
+PY_EXE=$("$PYTHON" -c 'import sys, ms_gan; print(sys.executable)' 2>&1) ||
+    fail "$PYTHON cannot import ms_gan ($(echo "$PY_EXE" | tail -n 1)); set PYTHON to the interpreter that" \
+         "has ms_gan installed"
 PY_DIR=$(dirname "$PY_EXE")
 # msrun starts the workers as 'python' or 'python3' found on PATH: put this interpreter's
 # directory first so they run the same interpreter (and its site-packages) as we do.
