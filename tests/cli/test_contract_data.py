@@ -65,6 +65,12 @@ def test_onnx_extra_pins_numpy_below_2():
     extra = _onnx_extra()
     assert "numpy<2" in extra
     assert any(r.startswith("onnx==") for r in extra) and any(r.startswith("onnxruntime==") for r in extra)
+    # requirements-test.txt installs the same pins, with requirements.txt's numpy<2 in the same set.
+    with open(os.path.join(ROOT, "requirements-test.txt")) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    assert {r for r in extra if r.startswith("onnx")} <= set(lines) and "-r requirements.txt" in lines
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        assert "numpy<2" in f.read().split()
 
 
 def _install_lines():
