@@ -480,9 +480,11 @@ def cmd_convert(args):
             raise UserError("--to-torch needs --out FILE.pt (or --g/--d FILE.pt)")
         _torch()
         result = checkpoint_to_torch(args.to_torch, args.out, args.g, args.d, args.naming)
-        targets = ", ".join(t for t in (args.out, args.g, args.d) if t)
-        sizes = ", ".join(f"{role} {len(sd)} tensors" for role, sd in result.items())
-        print(f"wrote {sizes} ({args.naming} naming) to {targets}")
+        # Each file with what it holds: --out gets every network found, --g/--d one each.
+        written = [(target, [r for r in roles if r in result])
+                   for target, roles in ((args.out, ("G", "D")), (args.g, ("G",)), (args.d, ("D",))) if target]
+        print("wrote " + "; ".join(", ".join(f"{r} {len(result[r])} tensors" for r in roles) + f" to {target}"
+                                   for target, roles in written) + f" ({args.naming} naming)")
         return 0
     if args.from_torch is None and args.g is None and args.d is None:
         raise UserError("nothing to convert: give --from-torch FILE.pt, --g/--d FILE.pt, or --to-torch CKPT")

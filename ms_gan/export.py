@@ -30,7 +30,10 @@ SIDECAR_FORMAT = "ms_gan-export-1"
 # layer of any preset uses as a size, so that a Reshape target equal to it can only
 # be the batch dimension.
 ONNX_EXPORT_BATCH = 13
-ONNX_INSTALL_HINT = "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' (both work with numpy<2)"
+# The pyproject 'onnx' extra; numpy<2 in the same command keeps pip from upgrading NumPy (onnx's
+# ml_dtypes otherwise pulls NumPy 2, which MindSpore 2.10 cannot run with).
+ONNX_INSTALL_HINT = ("pip install -e '.[onnx]' in the ms_gan source folder, or "
+                     "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' 'numpy<2'")
 
 
 def sidecar_path(path):

@@ -1,6 +1,7 @@
 """``ms-gan eval`` and ``ms-gan train-classifier``."""
 import json
 import os
+import sys
 
 from ms_gan.errors import UserError
 
@@ -36,6 +37,8 @@ def cmd_eval(args):
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
+    for warning in report.get("warnings", []):
+        sys.stderr.write(f"ms-gan: warning: {warning}\n")
     s, b = report["summary"], report.get("baseline", {})
     ext = report["extractor"]
     print(f"{report['generator']['preset']} ({report['generator']['kind']} {report['generator']['path']}): "
@@ -82,7 +85,8 @@ def register(subparsers):
     p.add_argument("--n", type=_positive_int, default=10000, help="generated images (default 10000)")
     p.add_argument("--no-ema", action="store_true", help="evaluate G's raw weights even if the checkpoint has an EMA")
     p.add_argument("--classifier", default=None,
-                   help="digit classifier checkpoint (default: the shipped ckpt/digits_classifier.ckpt, 8x8)")
+                   help="digit classifier checkpoint (default: the shipped 8x8 built-in digits one; for MNIST make "
+                        "a 28x28 one with 'ms-gan train-classifier --data DIR --out FILE')")
     p.add_argument("--extractor", choices=("classifier", "inception"), default="classifier",
                    help="features: the digit classifier (FCD, KID, ...; default) or the FID Inception-v3 "
                         "(FID, KID, IS; needs --inception-weights)")

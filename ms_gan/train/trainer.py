@@ -124,7 +124,8 @@ class Trainer:
 
     def __init__(self, preset, data, out, options, seed=0, mode="graph", max_steps=None, ckpt_every=0,
                  log_every=50, keep_checkpoints=False, rank=0, world=1, grad_reducers=(None, None), echo=None,
-                 progress=None, ema_decay=None, eval_every=0, eval_data=None, eval_n=2000):
+                 progress=None, ema_decay=None, eval_every=0, eval_data=None, eval_n=2000,
+                 eval_classifier=None):
         self.preset = preset
         self.data = data
         self.out = out
@@ -145,6 +146,7 @@ class Trainer:
         self.eval_every = int(eval_every or 0)
         self.eval_data = eval_data
         self.eval_n = int(eval_n)
+        self.eval_classifier = eval_classifier
         self.ema = None
         self._sums = None
         self._resume_sums = None
@@ -423,7 +425,8 @@ class Trainer:
 
         self.G.set_train(False)
         try:
-            result = quick_fcd_kid(self.G, self.preset, self.eval_data, self.eval_n, seed=self.seed)
+            result = quick_fcd_kid(self.G, self.preset, self.eval_data, self.eval_n, seed=self.seed,
+                                   classifier=self.eval_classifier)
         finally:
             self.G.set_train(True)
         record.update(fcd=result["fcd"], kid_mean=result["kid_mean"], kid_std=result["kid_std"],
