@@ -13,7 +13,6 @@ the user has not set the variable already:
   level; errors still show. Set ``GLOG_v=2`` to see them again.
 """
 import os
-import sys
 
 ONEDNN_ISA_DEFAULT = "AVX2"
 
@@ -28,8 +27,3 @@ def prepare():
         os.environ["GLOG_v"] = "3"
         changed.append("GLOG_v")
     return changed
-
-
-def mindspore_loaded_before_us():
-    """True when MindSpore was imported before ms_gan (the ISA setting may come too late)."""
-    return "mindspore" in sys.modules

@@ -291,7 +291,7 @@ def accuracy(net, images, labels):
 
 
 def sha256_of(path):
-    from ms_gan.train.checkpoint import file_sha256
+    from ms_gan.checkpoint import file_sha256
 
     return file_sha256(path)
 

@@ -7,7 +7,7 @@ an int (symmetric, PyTorch style), a 4-tuple (top, bottom, left, right), or
 BatchNorm momentum convention: MindSpore updates
 ``moving = momentum * moving + (1 - momentum) * batch``, like Keras; PyTorch's
 momentum is the weight of the *batch* term. So Keras ``momentum=0.8`` is MindSpore
-0.8, and PyTorch's default 0.1 is MindSpore 0.9 (:func:`momentum_from_torch`).
+0.8, and PyTorch's default 0.1 is MindSpore 0.9 (1 - PyTorch's momentum).
 """
 import os
 
@@ -30,11 +30,6 @@ _REAL_DIV = ops.RealDiv()
 def divide(x, y):
     """x / y elementwise (broadcasting), without the Div kernel's memory cost."""
     return _REAL_DIV(x, y)
-
-
-def momentum_from_torch(torch_momentum):
-    """MindSpore BatchNorm momentum equal to a PyTorch momentum."""
-    return 1.0 - torch_momentum
 
 
 def _pad_args(padding):
