@@ -45,14 +45,22 @@ _REASONS = {
 }
 
 
-def reason(exc):
-    """A short human reason for an OSError."""
-    return _REASONS.get(getattr(exc, "errno", None)) or (exc.strerror or str(exc))
+def reason(exc, folder=None):
+    """A short human reason for an OSError (``folder``: where a write without errno failed)."""
+    known = _REASONS.get(getattr(exc, "errno", None))
+    if known:
+        return known
+    # Some writers (numpy's tofile: "320000 requested and 42976 written") raise without an
+    # errno; a nearly full file system is then the cause.
+    free = _free_bytes(folder) if folder else None
+    if free is not None and free < 64 * 1024:
+        return "no space left on the device (disk full)"
+    return exc.strerror or str(exc)
 
 
-def write_error(path, exc):
+def write_error(path, exc, folder=None):
     """The UserError for a failed write of ``path``."""
-    return UserError(f"cannot write {path}: {reason(exc)}")
+    return UserError(f"cannot write {path}: {reason(exc, folder)}")
 
 
 def _umask():
@@ -104,8 +112,9 @@ def atomic_output(path, suffix=None):
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except OSError as exc:
+        error = write_error(path, exc, folder)   # before the removal frees the space again
         _remove_quietly(tmp)
-        raise write_error(path, exc) from None
+        raise error from None
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -210,15 +219,20 @@ def save(path, cells, meta):
     import mindspore as ms
 
     append = {"ms_gan_format": FORMAT, "ms_gan_meta": json.dumps(meta, sort_keys=True)}
+    entries = _entries(cells)
     with atomic_output(path, ".ckpt") as tmp:
         try:
-            ms.save_checkpoint(_entries(cells), tmp, append_dict=append, crc_check=True)
-        except OSError:
-            raise
-        except Exception as exc:  # MindSpore wraps write failures in RuntimeError
+            ms.save_checkpoint(entries, tmp, append_dict=append, crc_check=True)
+        except BaseException as exc:
+            # MindSpore writes to its own temporary name (".ckpt" -> ".tmp") and leaves it on failure
+            _remove_quietly(tmp[: -len(".ckpt")] + ".tmp")
+            if not isinstance(exc, Exception) or isinstance(exc, OSError):
+                raise
+            # MindSpore wraps write failures (a full disk included) in a RuntimeError without errno
+            need = sum(int(np.prod(e["data"].shape)) * e["data"].itemsize for e in entries)
             free = _free_bytes(os.path.dirname(os.path.abspath(path)))
-            why = "no space left on the device (disk full)" if free is not None and free < 1 << 20 else \
-                _first_line(exc)
+            why = ("no space left on the device (disk full)" if free is not None and free < need
+                   else _first_line(exc))
             raise UserError(f"cannot write {path}: {why}") from None
     return path
 
