@@ -9,11 +9,9 @@ def register(sub):
     p = sub.add_parser("sample", help="generate an image grid (or .npy) from a checkpoint or MindIR")
     common.add_generator_source(p)
     p.add_argument("--n", type=common.positive_int, default=64, help="number of images (default 64)")
-    p.add_argument("--seed", type=common.non_negative_int, default=0, help="noise seed")
     p.add_argument("--noise", default=None, help="a .npy of latent vectors (N, z_dim) to use instead")
     p.add_argument("--rows", type=common.positive_int, default=None, help="grid rows (default: square)")
-    p.add_argument("--out", required=True, help="output .png/.jpg grid, or .npy for float32 (N,C,H,W) in [-1,1]")
-    common.add_device_flags(p, with_mode=False)
+    _add_seed_out_device(p, "noise seed", "output .png/.jpg grid, or .npy for float32 (N,C,H,W) in [-1,1]")
     p.set_defaults(func=sample)
 
     p = sub.add_parser("interpolate", help="decode evenly spaced points between latent vectors into a strip")
@@ -21,23 +19,25 @@ def register(sub):
     common.add_no_ema_flag(p)
     p.add_argument("--steps", type=common.positive_int, default=10, help="points per row, endpoints included")
     p.add_argument("--rows", type=common.positive_int, default=1, help="number of latent pairs")
-    p.add_argument("--seed", type=common.non_negative_int, default=0, help="seed of the endpoint latent vectors")
     p.add_argument("--slerp", action="store_true", help="spherical interpolation (for Gaussian noise)")
-    p.add_argument("--out", required=True, help="output image (.png or .jpg)")
-    common.add_device_flags(p, with_mode=False)
+    _add_seed_out_device(p, "seed of the endpoint latent vectors", "output image (.png or .jpg)")
     p.set_defaults(func=interpolate)
 
     p = sub.add_parser("attention", help="generated images above the attention map of one query pixel (SAGAN)")
     p.add_argument("--ckpt", required=True, help="checkpoint file or run directory of a preset with attention")
     common.add_no_ema_flag(p)
     p.add_argument("--n", type=common.positive_int, default=4, help="images to show (default 4)")
-    p.add_argument("--seed", type=common.non_negative_int, default=0, help="noise seed")
     p.add_argument("--block", type=common.positive_int, default=1, help="which attention block of G (1 = 16x16 map)")
     p.add_argument("--query", type=common.non_negative_int, nargs=2, metavar=("ROW", "COL"), default=None,
                    help="query pixel in the attention map (default: the centre, (7, 7) of 16x16 as the article)")
-    p.add_argument("--out", required=True, help="output image (.png or .jpg)")
-    common.add_device_flags(p, with_mode=False)
+    _add_seed_out_device(p, "noise seed", "output image (.png or .jpg)")
     p.set_defaults(func=attention)
+
+
+def _add_seed_out_device(p, seed_help, out_help):
+    p.add_argument("--seed", type=common.non_negative_int, default=0, help=seed_help)
+    p.add_argument("--out", required=True, help=out_help)
+    common.add_device_flags(p, with_mode=False)
 
 
 def sample(args):

@@ -114,8 +114,7 @@ def read_jsonl_file(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
-    lines = text.split("\n")
-    torn = lines.pop() if lines else ""   # after the last newline: empty, or a torn write
+    lines = text.split("\n")[:-1]   # what follows the last newline is empty or a torn write: dropped
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -127,7 +126,6 @@ def read_jsonl_file(path):
         if not isinstance(record, dict):
             raise UserError(f"{path} line {number} is not a JSON record ({line[:40]!r}); fix or delete that line")
         records.append(record)
-    del torn
     return records
 
 

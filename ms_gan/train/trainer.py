@@ -22,7 +22,7 @@ from ms_gan import interrupt, seeds
 from ms_gan.errors import UserError
 from ms_gan.generate import sample_noise
 from ms_gan.train.progress import Progress
-from ms_gan.train.rundir import EPOCH_FIELDS, RunDir, RunOptions  # noqa: F401  (EPOCH_FIELDS re-exported)
+from ms_gan.train.rundir import RunDir, RunOptions
 
 __all__ = ["Trainer", "RunOptions", "TrainingDiverged", "iteration_inputs", "sample_noise", "run_state"]
 
