@@ -178,15 +178,22 @@ class RunDir:
         path = self.path("options.json")
         return read_json_file(path, "run's options file") if os.path.isfile(path) else None
 
+    def check_compatible(self, options):
+        """Refuse to resume a run whose math options differ from ``options`` (a dict), listing each.
+
+        Returns the saved options (None for a new run directory)."""
+        saved = self.saved_options()
+        differences = math_differences(saved, options) if saved is not None else []
+        if differences:
+            raise UserError(f"{self.out} holds a run with other settings ({'; '.join(differences)}): "
+                            f"resume with the same ones or choose another --out")
+        return saved
+
     def write_options(self, options, resolved_preset):
         """Record ``options`` (a dict); on a resume refuse math changes and keep a history of the rest."""
-        saved = self.saved_options()
+        saved = self.check_compatible(options)
         record = dict(options, resolved_preset=resolved_preset)
         if saved is not None:
-            differences = math_differences(saved, options)
-            if differences:
-                raise UserError(f"{self.out} holds a run with other settings ({'; '.join(differences)}): "
-                                f"resume with the same ones or choose another --out")
             history = list(saved.get("history") or [])
             changes = changed_options(saved, record)
             if changes:

@@ -203,20 +203,21 @@ class Trainer:
     def fit(self):
         """Train until the preset's epochs (or ``max_steps``) are done; returns a summary dict."""
         p, run = self.preset, self.run
-        saved = run.saved_options()   # a damaged options.json or stats.jsonl is reported before any work
+        # Before any work: a damaged options.json or stats.jsonl, other math options, a finished run.
+        run.check_compatible(self.options.to_json())
         run.check_logs()
         params_meta = ckpt_io.load(self.ckpt_path) if os.path.isfile(self.ckpt_path) else None
         if params_meta is not None:
             meta = params_meta[1]
             state = run_state(meta, p, self.options.max_steps)
-            if saved is None or not _math_differs(saved, self.options):
-                if state == "finished":
-                    run.echo(f"run in {self.out} is finished at epoch {meta['epoch']}; raise --epochs to extend it")
-                    return {"epoch": meta["epoch"], "step": meta["step"], "stopped": "already_finished", "out": self.out}
-                if state == "max_steps":
-                    run.echo(f"run in {self.out} stopped at step {meta['step']} (--max-steps "
-                             f"{self.options.max_steps}); raise --max-steps or drop it to continue")
-                    return {"epoch": meta["epoch"], "step": meta["step"], "stopped": "already_at_max_steps", "out": self.out}
+            summary = {"epoch": meta["epoch"], "step": meta["step"], "stopped": "already_" + state, "out": self.out}
+            if state == "finished":
+                run.echo(f"run in {self.out} is finished at epoch {meta['epoch']}; raise --epochs to extend it")
+                return summary
+            if state == "max_steps":
+                run.echo(f"run in {self.out} stopped at step {meta['step']} (--max-steps "
+                         f"{self.options.max_steps}); raise --max-steps or drop it to continue")
+                return summary
         self._build_data()
         self._build()
         self._check_batch_norm()
@@ -248,7 +249,6 @@ class Trainer:
                     f"into {self.out}")
         interrupt.check("during start-up")
         n_batches = self.pipeline.batches_per_epoch()
-        t_start = time.time()
         stopped = "complete"
         max_steps = self.options.max_steps
         while epoch < p.epochs:
@@ -286,7 +286,7 @@ class Trainer:
             if stopped != "max_steps" or i >= n_batches:
                 epoch += 1
                 skip = 0
-                self._end_epoch(epoch, step, sums, seconds, time.time() - t_start)
+                self._end_epoch(epoch, step, sums, seconds)
             else:
                 self.save_checkpoint(epoch, i, step)
                 record = dict(self._epoch_record(sums, epoch + 1, step, seconds), partial=True)
@@ -298,7 +298,7 @@ class Trainer:
                 break
         return {"epoch": epoch, "step": step, "stopped": stopped, "out": self.out}
 
-    def _end_epoch(self, epoch, step, sums, seconds, wall):
+    def _end_epoch(self, epoch, step, sums, seconds):
         """Checkpoint first, then evaluation: a failing evaluation never loses the epoch's weights."""
         p, run = self.preset, self.run
         record = self._epoch_record(sums, epoch, step, seconds)
@@ -403,12 +403,6 @@ class Trainer:
         if diag:
             record["diagnostics"] = diag
         return record
-
-
-def _math_differs(saved, options):
-    from ms_gan.train.rundir import math_differences
-
-    return bool(math_differences(saved, options.to_json()))
 
 
 def _preset_dict(preset):

@@ -109,14 +109,14 @@ def _popen_train(out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(out))
 
 
-def test_sigint_at_random_moments_stops_cleanly_and_the_run_resumes(tmp_path):
+def test_sigint_and_sigterm_at_random_moments_stop_cleanly_and_the_run_resumes(tmp_path):
     rng = random.Random(12)
     moments = [0.4, rng.uniform(1.0, 3.0), rng.uniform(3.0, 8.0)]   # Python start-up, MindSpore import, training
     for k, moment in enumerate(moments):
         out = str(tmp_path / f"run{k}")
         proc = _popen_train(out, "--max-steps", "100000", "--ckpt-every", "5")
         time.sleep(moment)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM if k == 1 else signal.SIGINT)   # SIGTERM is handled the same way
         _, err = proc.communicate(timeout=120)
         result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
         assert_clean_failure(result, 130, "ms-gan: interrupted", "rerun the same command to resume")
