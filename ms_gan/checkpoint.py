@@ -41,7 +41,7 @@ _REASONS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted (immutable or protected)",
     errno.ENAMETOOLONG: "the name is too long",
-    errno.EEXIST: "a file of that name is in the way",
+    errno.EEXIST: "a part of the path is a file, not a directory",   # os.makedirs meeting a file
 }
 
 

@@ -278,7 +278,8 @@ class RunDir:
             viz.save_grid(images, self.path("samples", name), p.grid_rows, p.grid_cols, p.grid_gap)
         if p.sample_images and epoch % p.sample_images_every == 0:
             for i in range(min(p.sample_images, len(images))):
-                viz.save_image(viz.to_uint8(images[i: i + 1])[0], self.path("samples", f"epoch_{epoch:04d}_{i + 1}.png"))
+                viz.save_image(viz.to_uint8(images[i: i + 1])[0],
+                               self.path("samples", f"epoch_{epoch:04d}_{i + 1}.png"))
         if isinstance(out, tuple) and len(out) > 1 and epoch % max(p.attention_every, 1) == 0:
             attn = out[1].asnumpy()
             side = int(round(math.sqrt(attn.shape[-1])))
