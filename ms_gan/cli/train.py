@@ -85,7 +85,6 @@ def run(args):
                             "or an MNIST folder")
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):
         raise UserError(f"--resume: {out} has no checkpoints/latest.ckpt to resume from")
-    common.check_device_flags(args)
     # The device must be chosen before communication.init() (MindSpore refuses set_device afterwards).
     resolved = common.setup_device(args, seed=args.seed, preset=preset)
     rank, world, reducers = 0, 1, (None, None)
