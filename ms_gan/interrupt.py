@@ -15,6 +15,7 @@ safe (between training steps, between generator batches) and
 place, so an interrupted command leaves no new or half-written file. A second signal
 raises at once, for a user who does not want to wait for the safe point.
 """
+import os
 import signal
 
 _pending = []
@@ -37,8 +38,11 @@ def _note(signum, frame):
 def install():
     """Record SIGINT and SIGTERM instead of dying; returns the previous handlers (for :func:`restore`)."""
     previous = {}
+    # msrun stops its workers with SIGTERM; a worker blocked in a collective operation with a
+    # failed peer never reaches a safe point, so under msrun SIGTERM keeps its default (kill).
+    signals = (signal.SIGINT,) if os.environ.get("MS_ROLE") else (signal.SIGINT, signal.SIGTERM)
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             previous[sig] = signal.signal(sig, _note)
     except ValueError:  # signal handlers can be set only from the main thread
         pass
