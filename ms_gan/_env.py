@@ -36,11 +36,6 @@ def prepare():
     return changed
 
 
-def mindspore_loaded_before_us():
-    """True when MindSpore was imported before ms_gan (the ISA setting may come too late)."""
-    return "mindspore" in sys.modules
-
-
 NUMPY_MAX_MAJOR = 1
 
 

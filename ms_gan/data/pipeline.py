@@ -208,8 +208,3 @@ class ImagePipeline:
 
 def _gray_to_rgb(image):
     return np.repeat(image, 3, axis=0)
-
-
-def build_pipeline(data, spec, batch_size, **kwargs):
-    """Shorthand for :class:`ImagePipeline`."""
-    return ImagePipeline(data, spec, batch_size, **kwargs)

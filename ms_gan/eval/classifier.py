@@ -296,7 +296,7 @@ def accuracy(net, images, labels):
 
 
 def sha256_of(path):
-    from ms_gan.train.checkpoint import file_sha256
+    from ms_gan.checkpoint import file_sha256
 
     return file_sha256(path)
 
@@ -308,16 +308,13 @@ def save(net, meta, path):
     """
     import mindspore as ms
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.ckpt")
-    ms.save_checkpoint(net, tmp, append_dict={"ms_gan_classifier": json.dumps(meta, sort_keys=True)},
-                       crc_check=True)
-    os.replace(tmp, path)
+    from ms_gan.checkpoint import atomic_output, write_json
+
+    with atomic_output(path, ".ckpt") as tmp:
+        ms.save_checkpoint(net, tmp, append_dict={"ms_gan_classifier": json.dumps(meta, sort_keys=True)},
+                           crc_check=True)
     digest = sha256_of(path)
-    with open(path + ".json", "w") as f:
-        json.dump(dict(meta, sha256=digest, file=os.path.basename(path)), f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(path + ".json", dict(meta, sha256=digest, file=os.path.basename(path)))
     return digest
 
 

@@ -21,8 +21,11 @@ import os
 
 import numpy as np
 
+from ms_gan import checkpoint as ckpt_io
+from ms_gan import seeds
 from ms_gan.errors import UserError
 from ms_gan.eval import metrics
+from ms_gan.generate import generate_images
 
 RESULT_FORMAT = "ms_gan-eval-1"
 KID_SUBSET = 1000
@@ -133,16 +136,6 @@ def reference_features(classifier, data):
 # ---------------------------------------------------------------------------- generators
 
 
-def generate(G, preset, n, seed, batch_size=256):
-    """``n`` images (N, C, H, W) in [-1, 1] from G with the preset's noise of ``seed``."""
-    from ms_gan.generate import noise, run_generator
-
-    images = run_generator(G, noise(preset, n, seed), batch_size=batch_size)
-    if not np.all(np.isfinite(images)):
-        raise UserError("the generator produced NaN or infinite values (diverged training?)")
-    return images
-
-
 def _d_accuracy(D, preset, images, real):
     """Share of ``images`` D classifies as real (``real=True``) or as fake."""
     import mindspore as ms
@@ -237,7 +230,7 @@ def evaluate_images(images, classifier, data="builtin", seed=0, kid_subsets=KID_
     summary = _summary(values)
     out = {"results": results, "summary": summary}
     if baseline:
-        order = np.random.default_rng([int(seed), 5]).permutation(len(ref_feats))
+        order = np.random.default_rng([int(seed), seeds.BASELINE_SPLIT]).permutation(len(ref_feats))
         half = len(order) // 2
         a, b = order[:half], order[half:2 * half]
         base = compare_features(ref_feats[a], ref_probs[a], ref_feats[b], ref_probs[b], seed, kid_subsets)
@@ -269,21 +262,15 @@ def classifier_input(images, classifier):
 
 def load_source(ckpt=None, mindir=None, with_d=True, use_ema=True):
     """(G callable, preset, D or None, description dict) from a checkpoint or an exported MindIR."""
-    from ms_gan.export import file_sha256
+    from ms_gan.generate import check_one_source, load_mindir, load_network, read_sidecar
 
-    if (ckpt is None) == (mindir is None):
-        raise UserError("give exactly one of --ckpt (checkpoint or run directory) and --mindir (exported graph)")
+    check_one_source(ckpt, mindir)
     if mindir is not None:
-        from ms_gan.export import load_mindir, read_sidecar
-
         G, preset = load_mindir(mindir)
         side = read_sidecar(mindir)
         return G, preset, None, {"kind": "mindir", "path": os.path.abspath(mindir), "preset": preset.name,
                                  "overrides": side.get("overrides", {}), "step": side.get("step"),
-                                 "sha256": file_sha256(mindir)}
-    from ms_gan.generate import load_network
-    from ms_gan.train import checkpoint as ckpt_io
-
+                                 "sha256": ckpt_io.file_sha256(mindir)}
     path = ckpt_io.resolve(ckpt)
     params_meta = ckpt_io.load(path)
     preset, G, meta, path = load_network(path, "g", use_ema, params_meta)
@@ -292,7 +279,7 @@ def load_source(ckpt=None, mindir=None, with_d=True, use_ema=True):
         _, D, _, _ = load_network(path, "d", params_meta=params_meta)
     return G, preset, D, {"kind": "checkpoint", "path": os.path.abspath(path), "preset": preset.name,
                           "overrides": meta.get("overrides", {}), "step": meta.get("step"),
-                          "epoch": meta.get("epoch"), "sha256": file_sha256(path),
+                          "epoch": meta.get("epoch"), "sha256": ckpt_io.file_sha256(path),
                           "ema_weights": bool(meta.get("used_ema"))}
 
 
@@ -334,7 +321,7 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
     if preset.channels != 1:
         raise UserError(f"preset {preset.name} makes {preset.channels}-channel images; the digit metrics need "
                         f"a grayscale digits preset")
-    images = generate(G, preset, int(n), seed)
+    images = generate_images(G, preset, int(n), seed)
     report = evaluate_images(images, clf, data, seed, kid_subsets)
     extractor = clf.provenance()
     ref_n = len(reference_features(clf, data)[0])
@@ -380,7 +367,7 @@ def quick_fcd_kid(G_callable, preset, data="builtin", n=2000, seed=0, classifier
 
     clf = _cached_classifier(classifier, clf_mod)
     ref_feats, _, _ = reference_features(clf, data)
-    images = classifier_input(generate(G_callable, preset, int(n), seed), clf)
+    images = classifier_input(generate_images(G_callable, preset, int(n), seed), clf)
     feats, _ = clf.predict(images)
     subset = min(KID_SUBSET, len(feats), len(ref_feats))
     kid_mean, kid_std = metrics.kid(feats, ref_feats, num_subsets=50, subset_size=subset, seed=seed)

@@ -171,7 +171,7 @@ def test_two_workers_train_mlp_mnist_from_idx_files(tmp_path):
                 "--mode", "pynative", data=str(data), env=_env(MS_GAN_DIGEST_DIR=digests))
     _check(r)
     _assert_same_parameters(digests, 2)
-    from ms_gan.train import checkpoint
+    from ms_gan import checkpoint
 
     _, meta = checkpoint.load(str(out / "checkpoints" / "latest.ckpt"))
     assert meta["world"] == 2 and meta["step"] == 2
