@@ -30,10 +30,10 @@ def _flops(L, y_shape):
 
 
 def _ms_layer(L, i, mode):
-    from ms_gan.nn import blocks
+    from ms_gan.nn import workarounds
 
     os.environ["MS_GAN_KERNELS"] = mode   # read when the layer is built
-    cls = blocks.Conv2d if L["kind"] == "Conv2d" else blocks.Conv2dTranspose
+    cls = workarounds.Conv2d if L["kind"] == "Conv2d" else workarounds.Conv2dTranspose
     w = L["weight"]
     cin, cout = (w[1], w[0]) if L["kind"] == "Conv2d" else (w[0], w[1])
     kw = {"pad_mode": L["pad_mode"]}

@@ -13,7 +13,7 @@ iteration of the preset's step order (its D update(s) and G update, G forward tw
 recipes do) on random data at ``--batch`` real images, after warm-up; the reported time is
 the median over ``--repeats`` timed iterations. The first call's time is reported as the
 compile time of graph mode (the jit of the fused iteration). PyTorch runs the reference
-models of ``tests/reference`` (the parity tests prove they compute the same function).
+models of ``ms_gan.reference`` (the parity tests prove they compute the same function).
 
 ``graph`` runs with ``ms_gan.kernels`` as the environment selects them (the default: on, on CPU);
 ``graph_native`` is the same with ``MS_GAN_KERNELS=native`` (MindSpore's own convolutions).
@@ -91,7 +91,7 @@ def torch_iteration(preset_name, batch, threads):
     import torch
 
     from ms_gan import presets
-    from tests.reference import torch_models as tm
+    from ms_gan.reference import torch_models as tm
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -203,7 +203,7 @@ def main(argv=None):
         threads = args.threads or presets.get(name).cpu_threads or cores
         for fw in frameworks:
             repeats = args.pynative_repeats if fw == "pynative" else args.repeats
-            if fw == "graph_native" and presets.get(name).family != "conv":
+            if fw == "graph_native" and presets.get(name).family == "mlp":
                 continue   # no convolutions: the kernels change nothing
             # As `ms-gan train`: a preset's thread choice is for graph mode, PyNative gets every core.
             fw_threads = args.threads or (cores if fw == "pynative" else threads)

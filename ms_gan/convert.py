@@ -19,12 +19,12 @@ attention convs and gamma)             and ConvTranspose (in, out, kh, kw) layou
 
 Two PyTorch namings are understood, detected from the keys:
 
-* ``reference``: the module paths of ms_gan's own networks (``stem.0``,
-  ``body.layers.<i>.<j>``, ``body.attentions.<k>``, ``head``, MLP ``model.<j>``), as the
-  PyTorch reference models in ``tests/reference`` save them;
-* ``article``: the seed articles' PyTorch code: seed 004 (dcgan64, sagan64:
-  ``layer1``..``layer4``, ``last``, ``self_attntion1``/``2``) and seed 000 (dcgan_digits8:
-  ``convt_1``.., ``conv_1``..).
+* ``reference``: the attribute names of ms_gan's own networks (``convt1``, ``bn1``,
+  ``attn16``, ``dense``, ...), as the PyTorch reference models in :mod:`ms_gan.reference`
+  save them;
+* ``article``: the seed articles' PyTorch code (:data:`ARTICLE_NAMES`): seed 004 (dcgan64,
+  sagan64: ``layer1``..``layer4``, ``last``, ``self_attntion1``/``2``) and seed 000
+  (dcgan_digits8: ``convt_1``.., ``conv_1``..).
 
 A ``.pt`` file may hold one state_dict (G or D, recognised by its tensors), or both
 (``{'G': sd, 'D': sd}``, ``{'generator': ..., 'discriminator': ...}``, ``netG``/``netD``).
@@ -53,20 +53,46 @@ def _torch():
 # ---------------------------------------------------------------------------- name rules
 
 
+# The seed articles' PyTorch module names -> ours, by preset and role: (article prefix, our prefix).
+# Seed 004 wraps each stage in nn.Sequential(conv, [bn,] activation); its D's last conv is bare.
+# Its attention attribute is spelled "self_attntion"; the corrected spelling is read too (the
+# first spelling is the one written back).
+_SEED004_G = (
+    ("layer1.0.", "convt1."), ("layer1.1.", "bn1."),
+    ("layer2.0.", "convt2."), ("layer2.1.", "bn2."),
+    ("layer3.0.", "convt3."), ("layer3.1.", "bn3."),
+    ("layer4.0.", "convt4."), ("layer4.1.", "bn4."),
+    ("last.0.", "convt5."),
+)
+_SEED004_D = (
+    ("layer1.0.", "conv1."), ("layer2.0.", "conv2."), ("layer3.0.", "conv3."), ("layer4.0.", "conv4."),
+    ("last.", "conv5."),
+)
+ARTICLE_NAMES = {
+    ("dcgan64", "G"): _SEED004_G,
+    ("dcgan64", "D"): _SEED004_D,
+    ("sagan64", "G"): _SEED004_G + (
+        ("self_attntion1.", "attn16."), ("self_attention1.", "attn16."),
+        ("self_attntion2.", "attn32."), ("self_attention2.", "attn32."),
+    ),
+    ("sagan64", "D"): _SEED004_D + (
+        ("self_attntion1.", "attn8."), ("self_attention1.", "attn8."),
+        ("self_attntion2.", "attn4."), ("self_attention2.", "attn4."),
+    ),
+    ("dcgan_digits8", "G"): (("convt_1.", "convt1."), ("convt_2.", "convt2."), ("convt_3.", "convt3.")),
+    ("dcgan_digits8", "D"): (("conv_1.", "conv1."), ("conv_2.", "conv2."), ("conv_3.", "conv3.")),
+}
+
+# MindSpore attribute -> torch state_dict attribute, by the kind of cell that owns it.
+BATCH_NORM_TO_TORCH = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                       "moving_variance": "running_var"}
+# Inside a SpectralNorm cell ``<sn>``: the wrapped layer's ``<sn>.layer.<attr>`` is torch's ``<sn>.<attr>``.
+SPECTRAL_LAYER_TO_TORCH = {"weight": "weight_orig", "bias": "bias"}
+
+
 def _article_rules(preset_name, role):
-    """(article prefix, reference prefix) pairs of the seed articles' PyTorch modules, or ()."""
-    if preset_name in ("dcgan64", "sagan64"):
-        rules = [(f"layer{i}.", f"body.layers.{i - 1}.") for i in range(1, 5)]
-        rules += [("last.", "body.layers.4.") if role == "G" else ("last.", "body.layers.4.0.")]
-        if preset_name == "sagan64":
-            for k in (1, 2):
-                rules += [(f"self_attntion{k}.", f"body.attentions.{k - 1}."),   # the article's spelling
-                          (f"self_attention{k}.", f"body.attentions.{k - 1}.")]
-        return tuple(rules)
-    if preset_name == "dcgan_digits8":
-        stem = "convt_" if role == "G" else "conv_"
-        return tuple((f"{stem}{i}.", f"body.layers.{i - 1}.0.") for i in range(1, 4))
-    return ()
+    """(article prefix, our prefix) pairs of the seed article's PyTorch modules, or ()."""
+    return ARTICLE_NAMES.get((preset_name, role), ())
 
 
 def _rename(key, rules):
@@ -93,13 +119,11 @@ def _param_map(net, prefix):
         cell = cells.get(owner)
         parent_name = owner.rsplit(".", 1)[0] if owner.endswith(".layer") else None
         if isinstance(cell, nn.layer.normalization._BatchNorm):
-            torch_attr = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                          "moving_variance": "running_var"}[attr]
-            out.append((f"{owner}.{torch_attr}", p, "value", owner))
+            out.append((f"{owner}.{BATCH_NORM_TO_TORCH[attr]}", p, "value", owner))
         elif isinstance(cell, SpectralNorm):
             out.append((None if attr == "sigma" else rel, p, "sigma" if attr == "sigma" else "value", owner))
         elif parent_name is not None and isinstance(cells.get(parent_name), SpectralNorm):
-            out.append((f"{parent_name}.{'weight_orig' if attr == 'weight' else attr}", p, "value", parent_name))
+            out.append((f"{parent_name}.{SPECTRAL_LAYER_TO_TORCH[attr]}", p, "value", parent_name))
         else:
             out.append((rel, p, "value", owner))
     return out
@@ -310,7 +334,7 @@ def _one_state(path, role, already):
 def torch_file_to_checkpoint(out, preset_name, path=None, g_path=None, d_path=None):
     """Write an ms_gan checkpoint from PyTorch file(s); returns (out, info)."""
     from ms_gan import presets
-    from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan import checkpoint as ckpt_io
 
     preset = presets.get(preset_name)
     g_state = d_state = flat = None
@@ -387,7 +411,7 @@ def checkpoint_to_torch(ckpt, out=None, g_out=None, d_out=None, naming="referenc
     torch = _torch()
     from ms_gan.generate import preset_from_meta
     from ms_gan.models import build_discriminator, build_generator
-    from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan import checkpoint as ckpt_io
 
     path = ckpt_io.resolve(ckpt)
     params, meta = ckpt_io.load(path)
@@ -407,57 +431,6 @@ def checkpoint_to_torch(ckpt, out=None, g_out=None, d_out=None, naming="referenc
         raise UserError(f"{path} holds no discriminator weights to write to {d_out}")
     for target, obj in ((out, result), (g_out, result.get("G")), (d_out, result.get("D"))):
         if target is not None:
-            folder = os.path.dirname(os.path.abspath(target))
-            os.makedirs(folder, exist_ok=True)
-            torch.save(obj, target)
+            with ckpt_io.atomic_output(target) as tmp:
+                torch.save(obj, tmp)
     return result
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "convert", help="convert PyTorch weights to an ms_gan checkpoint, or back (needs torch)",
-        description="PyTorch -> MindSpore: --from-torch FILE.pt (G, D or both) or --g FILE --d FILE, with "
-                    "--preset and --out FILE.ckpt. MindSpore -> PyTorch: --to-torch CKPT with --out FILE.pt "
-                    "({'G': sd, 'D': sd}) and/or --g/--d FILE.pt (one state_dict each).")
-    p.add_argument("--from-torch", metavar="FILE.pt", default=None, help="PyTorch file with G, D or both")
-    p.add_argument("--to-torch", metavar="CKPT", default=None, help="ms_gan checkpoint or run directory")
-    p.add_argument("--g", metavar="FILE.pt", default=None,
-                   help="G's state_dict file: input (with --preset) or, with --to-torch, output")
-    p.add_argument("--d", metavar="FILE.pt", default=None, help="D's state_dict (input or output, like --g)")
-    p.add_argument("--preset", default=None, help="preset the PyTorch weights belong to (PyTorch -> MindSpore)")
-    p.add_argument("--out", default=None, help="output .ckpt (from torch) or .pt (to torch)")
-    p.add_argument("--naming", choices=NAMINGS, default="reference",
-                   help="key names written with --to-torch: ms_gan's module paths (default) or the seed "
-                        "article's PyTorch code (dcgan_digits8, dcgan64, sagan64)")
-    p.set_defaults(func=cmd_convert)
-
-
-def cmd_convert(args):
-    if args.to_torch is not None:
-        if args.from_torch is not None:
-            raise UserError("give either --from-torch or --to-torch, not both")
-        if args.out is None and args.g is None and args.d is None:
-            raise UserError("--to-torch needs --out FILE.pt (or --g/--d FILE.pt)")
-        _torch()
-        result = checkpoint_to_torch(args.to_torch, args.out, args.g, args.d, args.naming)
-        targets = ", ".join(t for t in (args.out, args.g, args.d) if t)
-        sizes = ", ".join(f"{role} {len(sd)} tensors" for role, sd in result.items())
-        print(f"wrote {sizes} ({args.naming} naming) to {targets}")
-        return 0
-    if args.from_torch is None and args.g is None and args.d is None:
-        raise UserError("nothing to convert: give --from-torch FILE.pt, --g/--d FILE.pt, or --to-torch CKPT")
-    if args.preset is None:
-        raise UserError("--preset is required to convert PyTorch weights (ms-gan presets lists them)")
-    if args.out is None:
-        raise UserError("--out FILE.ckpt is required")
-    if args.naming != "reference":
-        raise UserError("--naming applies to --to-torch only (the input naming is detected)")
-    _torch()
-    out, info = torch_file_to_checkpoint(args.out, args.preset, args.from_torch, args.g, args.d)
-    namings = ", ".join(f"{role} ({info['naming'][role]} naming)" for role in info["roles"])
-    print(f"wrote {out}: preset {args.preset}, {namings}")
-    return 0
-

@@ -51,8 +51,8 @@ def test_mnist28_l2_penalty_changes_d_loss_by_exactly_the_expected_amount(use_ji
     G, D = build(p, seed=0)
     G.set_train(True)
     D.set_train(True)
-    w2 = D.body.layers[1][0].weight
-    w3 = D.body.layers[2][0].weight
+    w2 = D.conv2.weight
+    w3 = D.conv3.weight
     rng = np.random.default_rng(0)
     w2.set_data(T(rng.normal(0, 0.1, w2.shape)))
     w3.set_data(T(rng.normal(0, 0.1, w3.shape)))
