@@ -141,12 +141,12 @@ def quiet_waiter(compiled):
     """``compiled`` (a ``mindspore.jit`` function) called with the calling thread under SCHED_IDLE.
 
     While a compiled gradient step runs, MindSpore 2.10's Python thread waits in a busy loop; on 2 cores it
-    took 200-240 ms of CPU per 2.2 s dcgan64 step from the kernel threads. Idle-class scheduling for the
-    call only gives that CPU to the kernels: 2162 -> 1960 ms per iteration, main thread 199 -> 5 ms CPU
-    (interleaved A/B, bench/NOTES.md attempt 23). Applied only on Linux where the thread can return to
-    normal scheduling afterwards (root, or RLIMIT_NICE >= 20); elsewhere ``compiled`` is returned as is.
+    took 200-300 ms of CPU per ~2.2 s dcgan64 step from the kernel threads. Waiting idle-class gives that
+    CPU to the kernels: 4200 -> 3567 ms per iteration, main thread 203 -> 46 ms CPU (interleaved A/B under
+    load, dcgan_mnist28 603 -> 474 ms; bench/NOTES.md attempt 23). CPU target, Linux, and only where the
+    thread can return to normal scheduling afterwards (root, or RLIMIT_NICE >= 20); else ``compiled`` as is.
     """
-    if not _can_restore_scheduling():
+    if not _can_restore_scheduling() or _target() != "CPU":   # measured on CPU only
         return compiled
     import mindspore as ms
 
