@@ -86,6 +86,13 @@ _OVERRIDE_FLAGS = (
     ("--d-l2-coef", "d_l2_coef", _float, "coefficient of the L2 penalty on D's chosen kernels"),
     ("--sn-iterations", "sn_iterations", _positive_int, "power iterations per forward in spectral norm"),
     ("--attention-every", "attention_every", _positive_int, "write an attention figure every N epochs (SAGAN)"),
+    # the training objective (ms_gan.train.objective); recorded with the overrides, so a resume must repeat them
+    ("--loss", "loss", str, "bce (D ends in a sigmoid), bce_logits, ns, hinge, lsgan or wasserstein"),
+    ("--gp", "gp", _number(float, 0), "WGAN-GP weight lambda, e.g. 10 (0: off)"),
+    ("--r1", "r1", _number(float, 0), "R1 weight gamma on reals (0: off)"),
+    ("--r1-every", "r1_every", _positive_int, "lazy R1: every K iterations, scaled by K"),
+    ("--n-critic", "n_critic", _positive_int, "D updates per G update"),
+    ("--diffaugment", "diffaugment", str, "DiffAugment policies: a subset of color,translation,cutout"),
 )
 
 
@@ -96,6 +103,9 @@ def cmd_train(args):
     preset = presets.get(args.preset)
     overrides = {dest: getattr(args, dest) for _, dest, _, _ in _OVERRIDE_FLAGS if getattr(args, dest) is not None}
     preset = presets.override(preset, **overrides)
+    from ms_gan.train.objective import check_penalties
+
+    check_penalties(preset, args.mode)
     data = args.data if args.data is not None else "builtin"
     description = describe_source(data)  # validates the path before MindSpore starts
     out = args.out or os.path.join("runs", preset.name)

@@ -87,3 +87,61 @@ def test_bce_gradient_is_finite_and_torch_like_when_d_saturates(use_jit):
 
 def test_bce_propagates_nan_instead_of_hiding_it():
     assert math.isnan(float(bce(T([float("nan")]), T([1.0])).asnumpy()))
+
+
+# ---------------------------------------------------------------------------- the loss registry
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+# name -> NumPy float64 (D real term, D fake term, G term), written from the papers' formulas
+NUMPY_LOSSES = {
+    "bce_logits": (lambda o: np.mean(_softplus(-o)), lambda o: np.mean(_softplus(o)), lambda o: np.mean(_softplus(-o))),
+    "ns": (lambda o: np.mean(_softplus(-o)), lambda o: np.mean(_softplus(o)), lambda o: np.mean(_softplus(-o))),
+    "hinge": (lambda o: np.mean(np.maximum(1 - o, 0)), lambda o: np.mean(np.maximum(1 + o, 0)), lambda o: -np.mean(o)),
+    "lsgan": (lambda o: 0.5 * np.mean((o - 1) ** 2), lambda o: 0.5 * np.mean(o ** 2), lambda o: 0.5 * np.mean((o - 1) ** 2)),
+    "wasserstein": (lambda o: -np.mean(o), lambda o: np.mean(o), lambda o: -np.mean(o)),
+    "bce": (lambda p: -np.mean(np.log(p)), lambda p: -np.mean(np.log(1 - p)), lambda p: -np.mean(np.log(p))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_LOSSES))
+def test_every_loss_matches_its_formula(name):
+    from ms_gan.train.objective import LOSSES
+
+    assert set(LOSSES) == set(NUMPY_LOSSES)
+    rng = np.random.default_rng(1)
+    out = rng.uniform(0.02, 0.98, (6, 1)) if name == "bce" else rng.normal(0, 3, (6, 1))
+    family = LossFamily(name)
+    for term, ref in zip((family.d_real, family.d_fake, family.g), NUMPY_LOSSES[name]):
+        assert float(term(T(out)).asnumpy()) == pytest.approx(ref(out.astype(np.float32).astype(np.float64)),
+                                                              rel=1e-5, abs=1e-6)
+    assert family.threshold == (0.5 if name in ("bce", "lsgan") else 0.0)
+
+
+def test_choosing_a_logit_loss_takes_d_before_its_sigmoid_and_bce_puts_it_back():
+    digits = presets.get("dcgan_digits8")
+    assert digits.d_final == "sigmoid" and digits.d_output == "prob"
+    hinge = presets.override(digits, loss="hinge")
+    assert hinge.d_final is None and hinge.d_output == "logit"
+    _, D = build(hinge, seed=0)
+    x = T(np.random.default_rng(0).normal(0, 3, (8, 1, 8, 8)))
+    assert float(D(x).asnumpy().min()) < 0.0 or float(D(x).asnumpy().max()) > 1.0  # logits, not probabilities
+    assert presets.override(presets.get("dcgan64"), loss="bce").d_final == "sigmoid"
+
+
+def test_unknown_loss_and_bad_objective_values_are_user_errors():
+    from ms_gan.errors import UserError
+
+    p = presets.get("dcgan64")
+    for bad, fragment in ((dict(loss="softmax"), "--loss"), (dict(gp=-1.0), "--gp"), (dict(n_critic=0), "--n-critic"),
+                          (dict(diffaugment="color,flip"), "flip")):
+        with pytest.raises(UserError, match=fragment):
+            presets.override(p, **bad)
+
+
+def test_n_critic_repeats_the_d_part_of_the_step_order():
+    assert presets.override(presets.get("dcgan64"), n_critic=3).steps == ("d", "d", "d", "g")
+    digits = presets.override(presets.get("dcgan_digits8"), n_critic=2)
+    assert digits.steps == ("d_fake", "d_real", "d_fake", "d_real", "g") and digits.d_updates == 4
