@@ -2,6 +2,9 @@
 
 A loss *family* gives the three terms a training step needs: D's term on real
 outputs, D's term on fake outputs, and G's term on D's outputs for fakes.
+:data:`LOSS_TERMS` is the registry ``--loss`` chooses from (the names are repeated in the
+MindSpore-free :mod:`ms_gan.train.objective`; a test keeps them equal). Only ``bce`` takes
+probabilities; every other loss takes D's logit (see ``objective`` for how a sigmoid D gives one).
 """
 from mindspore import nn, ops
 
