@@ -225,10 +225,10 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     steps.d_fake = _maybe_jit(d_fake_step, use_jit)
     steps.g = _maybe_jit(g_step, use_jit)
     steps.generate = generate_eval if preset.fake_for_d_eval_mode else _maybe_jit(generate_train, use_jit)
-    steps.n_draw_batches = n_slots if randomized else 0
+    lazy_r1 = bool(r1_weight) and r1_every > 1
 
     def run(step, rng, real, fake_inputs, z_g):
-        if not (randomized or r1_every > 1):
+        if not (randomized or lazy_r1):
             return steps.iteration(real, fake_inputs, z_g)
         draws = None
         if randomized:
