@@ -9,7 +9,7 @@ op instance (what the compiled graph keeps or peaks at, beyond the tensors thems
 median time per op instance. Found with heaptrack on sagan64 (bench/NOTES.md, attempts 14-15):
 MindSpore 2.10's ``Div`` kernel and the gradient of ``Maximum`` (which ``nn.LeakyReLU`` uses)
 hold several tensor-sized buffers per graph node for the life of the graph; ``ms_gan`` uses
-``RealDiv`` (``blocks.divide``) and ``blocks.LeakyReLU`` instead.
+``RealDiv`` (``workarounds.divide``) and ``workarounds.LeakyReLU`` instead.
 
 Writes ``OUT/op_memory.json`` and ``OUT/op_memory.md``.
 """
@@ -26,10 +26,10 @@ SHAPE = (64, 64, 32, 32)
 CHAIN = 5
 CASES = {
     "div (x / s)": "div",
-    "RealDiv (blocks.divide)": "realdiv",
+    "RealDiv (workarounds.divide)": "realdiv",
     "mul (x * s)": "mul",
     "nn.LeakyReLU(0.2)": "nn_lrelu",
-    "blocks.LeakyReLU(0.2)": "lrelu",
+    "workarounds.LeakyReLU(0.2)": "lrelu",
     "relu(x) - 0.2 relu(-x)": "relu_pair",
     "maximum(x, s)": "maximum",
     "x + mean over batch (broadcast add)": "bcast_add",
@@ -48,7 +48,7 @@ def _run_case(kind, which, repeats):
     from mindspore import nn, ops
 
     from ms_gan import device
-    from ms_gan.nn import blocks
+    from ms_gan.nn import workarounds
 
     device.setup("CPU", mode="graph", threads=os.cpu_count() or 1)
 
@@ -59,14 +59,14 @@ def _run_case(kind, which, repeats):
                     return int(line.split()[1]) / 1024.0
         return float("nan")
 
-    nn_lrelu, ms_lrelu = nn.LeakyReLU(0.2), blocks.LeakyReLU(0.2)
+    nn_lrelu, ms_lrelu = nn.LeakyReLU(0.2), workarounds.LeakyReLU(0.2)
     scale = ms.Tensor(np.float32(1.01))
 
     def one(a):
         if kind == "div":
             return a / scale
         if kind == "realdiv":
-            return blocks.divide(a, scale)
+            return workarounds.divide(a, scale)
         if kind == "mul":
             return a * scale
         if kind == "nn_lrelu":

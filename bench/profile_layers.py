@@ -67,7 +67,7 @@ def run_ms(layers, repeats):
     from mindspore import nn
 
     from ms_gan import device
-    from ms_gan.nn import blocks
+    from ms_gan.nn import workarounds
 
     device.setup("CPU", mode="graph")
     out = []
@@ -77,8 +77,8 @@ def run_ms(layers, repeats):
         if L["kind"] == "Dense":
             cell = nn.Dense(L["weight"][1], L["weight"][0], has_bias=L["bias"])
         else:
-            # The project's layers (ms_gan.nn.blocks), so MS_GAN_CONV_IMPL selects the implementation.
-            cls = blocks.Conv2d if L["kind"] == "Conv2d" else blocks.Conv2dTranspose
+            # The project's layers (ms_gan.nn.workarounds), so MS_GAN_CONV_IMPL selects the implementation.
+            cls = workarounds.Conv2d if L["kind"] == "Conv2d" else workarounds.Conv2dTranspose
             w = L["weight"]
             cin, cout = (w[1], w[0]) if L["kind"] == "Conv2d" else (w[0], w[1])
             pad = L["padding"]

@@ -12,7 +12,7 @@ iteration of the preset's step order (its D update(s) and G update, G forward tw
 recipes do) on random data at ``--batch`` real images, after warm-up; the reported time is
 the median over ``--repeats`` timed iterations. The first call's time is reported as the
 compile time of graph mode (the jit of the fused iteration). PyTorch runs the reference
-models of ``tests/reference`` (the parity tests prove they compute the same function).
+models of ``ms_gan.reference`` (the parity tests prove they compute the same function).
 
 Also measured: images/s each data source delivers (``--data-sources``), to compare with
 what the training step consumes.
@@ -77,7 +77,7 @@ def run_torch(preset_name, batch, threads, repeats, warmup):
     import torch
 
     from ms_gan import presets
-    from tests.reference import torch_models as tm
+    from ms_gan.reference import torch_models as tm
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

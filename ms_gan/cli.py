@@ -222,7 +222,7 @@ def cmd_attention(args):
 
     _setup_device(args)
     preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
-    if not (preset.g_attention_after or preset.d_attention_after):
+    if not preset.has_attention:
         raise UserError(f"preset {preset.name} has no self-attention; use a sagan64 checkpoint")
     z = noise(preset, args.n, args.seed)
     out = G(ms.Tensor(z))

@@ -19,12 +19,12 @@ attention convs and gamma)             and ConvTranspose (in, out, kh, kw) layou
 
 Two PyTorch namings are understood, detected from the keys:
 
-* ``reference``: the module paths of ms_gan's own networks (``stem.0``,
-  ``body.layers.<i>.<j>``, ``body.attentions.<k>``, ``head``, MLP ``model.<j>``), as the
-  PyTorch reference models in ``tests/reference`` save them;
-* ``article``: the seed articles' PyTorch code: seed 004 (dcgan64, sagan64:
-  ``layer1``..``layer4``, ``last``, ``self_attntion1``/``2``) and seed 000 (dcgan_digits8:
-  ``convt_1``.., ``conv_1``..).
+* ``reference``: the attribute names of ms_gan's own networks (``convt1``, ``bn1``,
+  ``attn16``, ``dense``, ...), as the PyTorch reference models in :mod:`ms_gan.reference`
+  save them;
+* ``article``: the seed articles' PyTorch code (:data:`ARTICLE_NAMES`): seed 004 (dcgan64,
+  sagan64: ``layer1``..``layer4``, ``last``, ``self_attntion1``/``2``) and seed 000
+  (dcgan_digits8: ``convt_1``.., ``conv_1``..).
 
 A ``.pt`` file may hold one state_dict (G or D, recognised by its tensors), or both
 (``{'G': sd, 'D': sd}``, ``{'generator': ..., 'discriminator': ...}``, ``netG``/``netD``).
@@ -53,20 +53,46 @@ def _torch():
 # ---------------------------------------------------------------------------- name rules
 
 
+# The seed articles' PyTorch module names -> ours, by preset and role: (article prefix, our prefix).
+# Seed 004 wraps each stage in nn.Sequential(conv, [bn,] activation); its D's last conv is bare.
+# Its attention attribute is spelled "self_attntion"; the corrected spelling is read too (the
+# first spelling is the one written back).
+_SEED004_G = (
+    ("layer1.0.", "convt1."), ("layer1.1.", "bn1."),
+    ("layer2.0.", "convt2."), ("layer2.1.", "bn2."),
+    ("layer3.0.", "convt3."), ("layer3.1.", "bn3."),
+    ("layer4.0.", "convt4."), ("layer4.1.", "bn4."),
+    ("last.0.", "convt5."),
+)
+_SEED004_D = (
+    ("layer1.0.", "conv1."), ("layer2.0.", "conv2."), ("layer3.0.", "conv3."), ("layer4.0.", "conv4."),
+    ("last.", "conv5."),
+)
+ARTICLE_NAMES = {
+    ("dcgan64", "G"): _SEED004_G,
+    ("dcgan64", "D"): _SEED004_D,
+    ("sagan64", "G"): _SEED004_G + (
+        ("self_attntion1.", "attn16."), ("self_attention1.", "attn16."),
+        ("self_attntion2.", "attn32."), ("self_attention2.", "attn32."),
+    ),
+    ("sagan64", "D"): _SEED004_D + (
+        ("self_attntion1.", "attn8."), ("self_attention1.", "attn8."),
+        ("self_attntion2.", "attn4."), ("self_attention2.", "attn4."),
+    ),
+    ("dcgan_digits8", "G"): (("convt_1.", "convt1."), ("convt_2.", "convt2."), ("convt_3.", "convt3.")),
+    ("dcgan_digits8", "D"): (("conv_1.", "conv1."), ("conv_2.", "conv2."), ("conv_3.", "conv3.")),
+}
+
+# MindSpore attribute -> torch state_dict attribute, by the kind of cell that owns it.
+BATCH_NORM_TO_TORCH = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                       "moving_variance": "running_var"}
+# Inside a SpectralNorm cell ``<sn>``: the wrapped layer's ``<sn>.layer.<attr>`` is torch's ``<sn>.<attr>``.
+SPECTRAL_LAYER_TO_TORCH = {"weight": "weight_orig", "bias": "bias"}
+
+
 def _article_rules(preset_name, role):
-    """(article prefix, reference prefix) pairs of the seed articles' PyTorch modules, or ()."""
-    if preset_name in ("dcgan64", "sagan64"):
-        rules = [(f"layer{i}.", f"body.layers.{i - 1}.") for i in range(1, 5)]
-        rules += [("last.", "body.layers.4.") if role == "G" else ("last.", "body.layers.4.0.")]
-        if preset_name == "sagan64":
-            for k in (1, 2):
-                rules += [(f"self_attntion{k}.", f"body.attentions.{k - 1}."),   # the article's spelling
-                          (f"self_attention{k}.", f"body.attentions.{k - 1}.")]
-        return tuple(rules)
-    if preset_name == "dcgan_digits8":
-        stem = "convt_" if role == "G" else "conv_"
-        return tuple((f"{stem}{i}.", f"body.layers.{i - 1}.0.") for i in range(1, 4))
-    return ()
+    """(article prefix, our prefix) pairs of the seed article's PyTorch modules, or ()."""
+    return ARTICLE_NAMES.get((preset_name, role), ())
 
 
 def _rename(key, rules):
@@ -93,13 +119,11 @@ def _param_map(net, prefix):
         cell = cells.get(owner)
         parent_name = owner.rsplit(".", 1)[0] if owner.endswith(".layer") else None
         if isinstance(cell, nn.layer.normalization._BatchNorm):
-            torch_attr = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                          "moving_variance": "running_var"}[attr]
-            out.append((f"{owner}.{torch_attr}", p, "value", owner))
+            out.append((f"{owner}.{BATCH_NORM_TO_TORCH[attr]}", p, "value", owner))
         elif isinstance(cell, SpectralNorm):
             out.append((None if attr == "sigma" else rel, p, "sigma" if attr == "sigma" else "value", owner))
         elif parent_name is not None and isinstance(cells.get(parent_name), SpectralNorm):
-            out.append((f"{parent_name}.{'weight_orig' if attr == 'weight' else attr}", p, "value", parent_name))
+            out.append((f"{parent_name}.{SPECTRAL_LAYER_TO_TORCH[attr]}", p, "value", parent_name))
         else:
             out.append((rel, p, "value", owner))
     return out
@@ -429,6 +453,9 @@ def register(subparsers):
     p.add_argument("--d", metavar="FILE.pt", default=None, help="D's state_dict (input or output, like --g)")
     p.add_argument("--preset", default=None, help="preset the PyTorch weights belong to (PyTorch -> MindSpore)")
     p.add_argument("--out", default=None, help="output .ckpt (from torch) or .pt (to torch)")
+    p.add_argument("--inception-weights", metavar="FILE.pth", default=None,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: write it as a MindSpore .ckpt "
+                        "(with --out) for 'ms-gan eval --extractor inception'")
     p.add_argument("--naming", choices=NAMINGS, default="reference",
                    help="key names written with --to-torch: ms_gan's module paths (default) or the seed "
                         "article's PyTorch code (dcgan_digits8, dcgan64, sagan64)")
@@ -436,6 +463,16 @@ def register(subparsers):
 
 
 def cmd_convert(args):
+    if args.inception_weights is not None:
+        from ms_gan.eval.inception import convert_torch_file
+
+        if any(v is not None for v in (args.from_torch, args.to_torch, args.g, args.d, args.preset)):
+            raise UserError("--inception-weights converts the Inception weights alone; give only --out with it")
+        if args.out is None:
+            raise UserError("--inception-weights needs --out FILE.ckpt")
+        out, digest = convert_torch_file(args.inception_weights, args.out)
+        print(f"wrote {out}: FID Inception-v3 (2015-12-05), sha256 {digest}")
+        return 0
     if args.to_torch is not None:
         if args.from_torch is not None:
             raise UserError("give either --from-torch or --to-torch, not both")

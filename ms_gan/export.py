@@ -91,49 +91,62 @@ def _export_cells():
     return PrimaryOutput, Nearest2x, ZeroPad
 
 
+def _export_swaps(onnx):
+    """{layer class: replacement factory}: layers an exported graph cannot hold, and their stand-ins."""
+    from mindspore import nn
+
+    from ms_gan.nn import workarounds
+
+    _, Nearest2x, ZeroPad = _export_cells()
+
+    def nearest2x(upsample):
+        if upsample.mode != "nearest" or upsample.size is not None or float(upsample.scale_factor) != 2.0:
+            raise UserError(f"cannot export {upsample}: only nearest 2x upsampling is supported")
+        return Nearest2x()
+
+    def zero_pad(pad):
+        padding = tuple(int(v) for v in pad.padding)
+        if len(padding) != 4:
+            raise UserError(f"cannot export ZeroPad2d with padding {padding}")
+        return ZeroPad(padding)
+
+    swaps = {
+        nn.Upsample: nearest2x,     # see Nearest2x
+        nn.ZeroPad2d: zero_pad,     # see ZeroPad
+        # Same function; ours only changes the backward, MindSpore's is two kernels with ONNX converters.
+        workarounds.LeakyReLU: lambda cell: nn.LeakyReLU(cell.slope),
+    }
+    if onnx:
+        # The accurate Tanh uses Sign and Select, which have no ONNX converter; onnxruntime's Tanh is accurate.
+        swaps[workarounds.Tanh] = lambda cell: nn.Tanh()
+    return swaps
+
+
+def _export_settings():
+    """{cell class: {attribute: value}} set on every such cell before export."""
+    from ms_gan.nn.attention import AttentionCore
+
+    # Chunks need the batch size, which the exported graph leaves open.
+    return {AttentionCore: {"chunk_elements": 0}}
+
+
 def export_ready(net, onnx=False):
     """``net`` in eval mode with export-hostile layers swapped for equivalents, primary output only.
 
-    Modifies ``net`` in place (swaps Upsample and ZeroPad2d children, the project's LeakyReLU for
-    MindSpore's (same function; ours only changes the backward, and MindSpore's is two kernels
-    with ONNX converters), turns attention chunking off, and for ONNX the project's accurate
-    Tanh) and returns a wrapper Cell; build a fresh network for anything else.
+    Modifies ``net`` in place (every child whose class is in :func:`_export_swaps` is replaced,
+    every cell in :func:`_export_settings` gets its export attributes) and returns a wrapper
+    Cell; build a fresh network for anything else.
     """
-    from mindspore import nn
-
-    from ms_gan.nn import blocks
-
-    PrimaryOutput, Nearest2x, ZeroPad = _export_cells()
-    # ms_gan.nn.blocks.Tanh works around MindSpore's inaccurate CPU tanh with Sign and
-    # Select, which have no ONNX converter; onnxruntime's own Tanh is accurate.
-    accurate_tanh = getattr(blocks, "Tanh", None)
-    from ms_gan.nn.attention import AttentionCore
-
+    PrimaryOutput, _, _ = _export_cells()
+    swaps = _export_swaps(onnx)
+    settings = _export_settings()
     for _, cell in list(net.cells_and_names()):
-        if isinstance(cell, AttentionCore):
-            cell.chunk_elements = 0  # chunks need the batch size, which the exported graph leaves open
+        for attribute, value in settings.get(type(cell), {}).items():
+            setattr(cell, attribute, value)
         children = getattr(cell, "_cells", {})
-        changed = False
         for key, child in list(children.items()):
-            new = None
-            if isinstance(child, nn.Upsample):
-                if child.mode != "nearest" or child.size is not None or float(child.scale_factor) != 2.0:
-                    raise UserError(f"cannot export {child}: only nearest 2x upsampling is supported")
-                new = Nearest2x()
-            elif onnx and accurate_tanh is not None and isinstance(child, accurate_tanh):
-                new = nn.Tanh()
-            elif isinstance(child, blocks.LeakyReLU):
-                new = nn.LeakyReLU(child.slope)
-            elif isinstance(child, nn.ZeroPad2d):
-                padding = tuple(int(v) for v in child.padding)
-                if len(padding) != 4:
-                    raise UserError(f"cannot export ZeroPad2d with padding {padding}")
-                new = ZeroPad(padding)
-            if new is not None:
-                children[key] = new
-                changed = True
-        if changed and isinstance(cell, nn.SequentialCell):
-            cell.cell_list = list(cell._cells.values())
+            if type(child) in swaps:
+                children[key] = swaps[type(child)](child)
     wrapper = PrimaryOutput(net)
     wrapper.set_train(False)
     return wrapper

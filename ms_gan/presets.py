@@ -1,6 +1,7 @@
 """The registry of presets: every number of every recipe, in one frozen config each.
 
-A preset names its networks (``family`` plus layer lists), losses, optimizer
+A preset names its networks (an architecture ``family`` of :mod:`ms_gan.models`, with
+keyword options for its G and D classes), losses, optimizer
 settings, data handling and its *step order*: the sequence of updates one training
 iteration makes. The trainer reads only these fields; it knows nothing of any one
 model. ``--flag`` overrides go through :func:`override`.
@@ -29,7 +30,8 @@ class Preset:
     summary: str
     source: str                      # the article it reproduces
     fixes: str                       # the article's bugs this preset fixes
-    family: str                      # "mlp" or "conv"
+    family: str                      # architecture in ms_gan.models: mlp, dcgan_digits8, dcgan_mnist28, dcgan64,
+                                     # dcgan128_rgb (one G and one D class each, docs/recipes.md)
     image_size: int
     channels: int
     z_dim: int
@@ -54,24 +56,9 @@ class Preset:
     fake_for_d_eval_mode: bool = False  # G in inference mode when it makes D's fakes (Keras predict, TF recipe)
     d_l2_coef: float = 0.0           # coef * sum(||W||^2 / 2) over d_l2_params, added to every D loss
     d_l2_params: tuple = ()
-    bn_momentum: float = 0.9         # MindSpore convention (= PyTorch 0.1), see ms_gan.nn.blocks
-    bn_eps: float = 1e-5
-    dropout: float = 0.0
-    g_slope: float = 0.2             # LeakyReLU slopes
-    d_slope: float = 0.2
-    sn_iterations: int = 1
-    # mlp family
-    g_hidden: tuple = ()
-    d_hidden: tuple = ()
-    # conv family (token language in ms_gan.models.convnets)
-    g_stem: tuple = ("reshape",)
-    g_stem_act: str = None
-    g_stages: tuple = ()
-    d_stages: tuple = ()
-    d_head: str = None               # "dense" or None (last stage gives one value)
-    d_final: str = None              # "sigmoid" for probability outputs
-    g_attention_after: tuple = ()
-    d_attention_after: tuple = ()
+    sn_iterations: int = 1           # spectral norm's power iterations per forward (families with spectral=True)
+    g_options: dict = field(default_factory=dict)   # keyword arguments of the family's G class
+    d_options: dict = field(default_factory=dict)   # ... and of its D class (e.g. spectral, attention_at)
     # outputs
     grid_rows: int = 8
     grid_cols: int = 8
@@ -99,41 +86,19 @@ class Preset:
         return "prob" if self.loss == "bce" else "logit"
 
     @property
+    def has_attention(self):
+        """True when G or D has self-attention blocks (and so returns attention maps)."""
+        return bool(self.g_options.get("attention_at") or self.d_options.get("attention_at"))
+
+    @property
     def d_updates(self):
         return sum(1 for s in self.steps if s.startswith("d"))
 
 
-_DCGAN64_G = (
-    (("convt", 512, 4, 1, 0), "bn", "relu"),
-    (("convt", 256, 4, 2, 1), "bn", "relu"),
-    (("convt", 128, 4, 2, 1), "bn", "relu"),
-    (("convt", 64, 4, 2, 1), "bn", "relu"),
-    (("convt", 1, 4, 2, 1), "tanh"),
-)
-_DCGAN64_D = (
-    (("conv", 64, 4, 2, 1), "lrelu"),
-    (("conv", 128, 4, 2, 1), "lrelu"),
-    (("conv", 256, 4, 2, 1), "lrelu"),
-    (("conv", 512, 4, 2, 1), "lrelu"),
-    (("conv", 1, 4, 1, 0),),
-)
-
-
-def _spectral(stages, n):
-    """The same stages with the first ``n`` (transposed) convolutions spectrally normalised."""
-    out = []
-    for i, stage in enumerate(stages):
-        if i < n:
-            stage = tuple(("sn_" + t[0],) + tuple(t[1:]) if isinstance(t, tuple) and t[0] in ("conv", "convt")
-                          else t for t in stage)
-        out.append(stage)
-    return tuple(out)
-
-
 _DCGAN64 = dict(
-    family="conv", image_size=64, channels=1, z_dim=20, noise="normal", init="dcgan_normal",
+    family="dcgan64", image_size=64, channels=1, z_dim=20, noise="normal", init="dcgan_normal",
     batch_size=64, lr_g=1e-4, lr_d=4e-4, beta1_g=0.0, beta2_g=0.9, beta1_d=0.0, beta2_d=0.9,
-    steps=("d", "g"), g_stages=_DCGAN64_G, d_stages=_DCGAN64_D, d_slope=0.1, grid_rows=8, grid_cols=8,
+    steps=("d", "g"), grid_rows=8, grid_cols=8,
 )
 
 PRESETS = {}
@@ -152,7 +117,6 @@ _register(Preset(
           "computes gradients; here MnistDataset feeds value_and_grad steps directly",
     family="mlp", image_size=28, channels=1, z_dim=128, noise="normal", init="torch_default",
     loss="bce", steps=("d", "g"), batch_size=32, epochs=10, lr_g=2e-4, lr_d=2e-4,
-    g_hidden=(256, 512, 1024), d_hidden=(512, 256), d_final="sigmoid",
     grid_rows=5, grid_cols=5, param_prefixes=("gen_model", "disc_model"), cpu_threads=1,
 ))
 
@@ -161,12 +125,10 @@ _register(Preset(
     summary="tiny DCGAN on the 8x8 digits: D on fakes, D on reals, G on 2x batch; 200 epochs",
     source="seed 000: PyTorch DCGAN on scikit-learn's 8x8 digits",
     fixes="none needed in the recipe; runs on the built-in copy of the digits (no scikit-learn)",
-    family="conv", image_size=8, channels=1, z_dim=64, noise="normal", init="torch_default",
+    family="dcgan_digits8", image_size=8, channels=1, z_dim=64, noise="normal", init="torch_default",
     loss="bce", steps=("d_fake", "d_real", "g"), g_batch_mult=2, batch_size=16, epochs=200,
     lr_g=1e-3, lr_d=1e-3, drop_remainder=False,
-    g_stages=((("convt", 64, 3, 1, 0), "relu"), (("convt", 32, 3, 1, 0), "relu"), (("convt", 1, 4, 1, 0), "tanh")),
-    d_stages=((("conv", 16, 4, 1, 0), "lrelu"), (("conv", 32, 3, 1, 0), "lrelu"), (("conv", 1, 3, 1, 0),)),
-    d_final="sigmoid", grid_rows=16, grid_cols=16, grid_gap=2, cpu_threads=1,
+    grid_rows=16, grid_cols=16, grid_gap=2, cpu_threads=1,
 ))
 
 _register(Preset(
@@ -175,17 +137,11 @@ _register(Preset(
     source="seed 002: TensorFlow 1 DCGAN on MNIST",
     fixes="the article's D applied a sigmoid before sigmoid_cross_entropy_with_logits (double sigmoid): "
           "logits are used once; its inference path skipped BatchNorm: BN uses moving statistics in eval",
-    family="conv", image_size=28, channels=1, z_dim=100, noise="uniform", init="tf_normal",
+    family="dcgan_mnist28", image_size=28, channels=1, z_dim=100, noise="uniform", init="tf_normal",
     loss="bce_logits", steps=("d", "g"), batch_size=100, epochs=51, lr_g=2e-4, lr_d=2e-4,
     beta1_g=0.5, beta1_d=0.1, adam_eps_mode="tf", fake_for_d_eval_mode=True,
-    d_l2_coef=0.001, d_l2_params=("body.layers.1.0.weight", "body.layers.2.0.weight"),
-    g_stem=("dense", 256, 4, 4), g_stem_act="relu",
-    g_stages=((("convt", 128, 4, 2, (1, 2, 1, 2)), "bn", "lrelu"),
-              (("convt", 64, 4, 2, 1), "bn", "lrelu"),
-              (("convt", 1, 4, 2, 1), "tanh")),
-    d_stages=((("conv", 64, 4, 2, "same"), "lrelu"), (("conv", 128, 4, 2, "same"), "lrelu"),
-              (("conv", 256, 4, 2, "same"), "lrelu")),
-    d_head="dense", grid_rows=10, grid_cols=10, sample_images=5, sample_images_every=2,
+    d_l2_coef=0.001, d_l2_params=("conv2.weight", "conv3.weight"),
+    grid_rows=10, grid_cols=10, sample_images=5, sample_images_every=2,
 ))
 
 _register(Preset(
@@ -202,8 +158,8 @@ _register(Preset(
     source="seed 004 (second half): PyTorch SAGAN",
     fixes="the article printed epoch loss sums divided by the batch size; per-batch means are logged",
     loss="hinge", epochs=300,
-    g_attention_after=(3, 4), d_attention_after=(3, 4),
-    **dict(_DCGAN64, g_stages=_spectral(_DCGAN64_G, 4), d_stages=_spectral(_DCGAN64_D, 4)),
+    g_options=dict(spectral=True, attention_at=(16, 32)), d_options=dict(spectral=True, attention_at=(8, 4)),
+    **_DCGAN64,
 ))
 
 _register(Preset(
@@ -211,19 +167,11 @@ _register(Preset(
     summary="upsampling DCGAN on 128x128 RGB (Keras): half-batch D updates, G with D frozen",
     source="seed 001: Keras DCGAN on anime icons",
     fixes="none in the recipe; Keras' BatchNormalization(momentum=0.8) maps to MindSpore momentum 0.8, eps 1e-3",
-    family="conv", image_size=128, channels=3, z_dim=100, noise="uniform", init="keras_default",
+    family="dcgan128_rgb", image_size=128, channels=3, z_dim=100, noise="uniform", init="keras_default",
     loss="bce", steps=("d_real", "d_fake", "g"), batch_size=128, epochs=4665, lr_g=2e-4, lr_d=2e-4,
     beta1_g=0.5, beta1_d=0.5, adam_eps=1e-7, adam_eps_mode="tf", real_batch_div=2, g_batch_mult=2,
-    sampling="replacement", fake_for_d_eval_mode=True, bn_momentum=0.8, bn_eps=1e-3, dropout=0.25,
-    g_stem=("dense", 128, 32, 32), g_stem_act="relu",
-    g_stages=(("bn", "up2", ("conv", 128, 3, 1, "same"), "relu"),
-              ("bn", "up2", ("conv", 64, 3, 1, "same"), "relu"),
-              ("bn", ("conv", 3, 3, 1, "same"), "tanh")),
-    d_stages=((("conv", 32, 3, 2, "same"), "lrelu", "dropout"),
-              (("conv", 64, 3, 2, "same"), ("zpad", 0, 1, 0, 1), "lrelu", "dropout", "bn"),
-              (("conv", 128, 3, 2, "same"), "lrelu", "dropout", "bn"),
-              (("conv", 256, 3, 1, "same"), "lrelu", "dropout")),
-    d_head="dense", d_final="sigmoid", grid_rows=4, grid_cols=4,
+    sampling="replacement", fake_for_d_eval_mode=True,
+    grid_rows=4, grid_cols=4,
 ))
 
 

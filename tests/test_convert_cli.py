@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from ms_gan import cli, presets  # noqa: E402
 from ms_gan.generate import noise  # noqa: E402
-from tests.reference import harness as h  # noqa: E402
+from ms_gan.reference import harness as h  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +61,7 @@ def test_to_torch_and_back(tmp_path, capsys):
     assert sorted(g2) == ["convt_1.bias", "convt_1.weight", "convt_2.bias", "convt_2.weight", "convt_3.bias",
                           "convt_3.weight"]
     both = torch.load(tmp_path / "both.pt", weights_only=True)
-    assert set(both) == {"G", "D"} and torch.equal(both["D"]["conv_2.weight"], tD.state_dict()["body.layers.1.0.weight"])
+    assert set(both) == {"G", "D"} and torch.equal(both["D"]["conv_2.weight"], tD.state_dict()["conv2.weight"])
     assert "wrote G 6 tensors, D 6 tensors (article naming)" in capsys.readouterr().out
 
 
@@ -83,10 +83,10 @@ def test_one_line_errors(argv, message, tmp_path, capsys, monkeypatch):
 
 def test_convert_mismatch_exit_code(tmp_path):
     sd = h.torch_pair(presets.get("dcgan64"), seed=1)[0].state_dict()
-    sd["body.layers.0.1.weight"] = torch.ones(7)
+    sd["bn1.weight"] = torch.ones(7)
     torch.save(sd, tmp_path / "bad.pt")
     res = _run("convert", "--from-torch", str(tmp_path / "bad.pt"), "--preset", "dcgan64", "--out",
                str(tmp_path / "x.ckpt"))
     assert res.returncode == 2
-    assert res.stderr.startswith("ms-gan: error:") and "body.layers.0.1.weight" in res.stderr
+    assert res.stderr.startswith("ms-gan: error:") and "bn1.weight" in res.stderr
     assert res.stderr.count("\n") == 1 and not (tmp_path / "x.ckpt").exists()

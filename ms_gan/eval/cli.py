@@ -12,11 +12,24 @@ def cmd_eval(args):
         raise UserError("give exactly one of --ckpt (checkpoint or run directory) and --mindir (exported graph)")
     if args.out is not None and not args.out.lower().endswith(".json"):
         raise UserError(f"--out {args.out!r} must end in .json")
-    _setup_device(args)
-    from ms_gan.eval.evaluate import evaluate
+    if args.extractor == "inception":
+        from ms_gan.eval.inception import check_weights_path
 
-    report = evaluate(ckpt=args.ckpt, mindir=args.mindir, data=args.data, n=args.n, classifier=args.classifier,
-                      seed=args.seed, use_ema=not args.no_ema)
+        if args.classifier is not None:
+            raise UserError("--classifier applies to --extractor classifier; Inception metrics use "
+                            "--inception-weights only")
+        check_weights_path(args.inception_weights)  # one line before MindSpore starts
+    elif args.inception_weights is not None:
+        raise UserError("--inception-weights needs --extractor inception")
+    _setup_device(args)
+    from ms_gan.eval.evaluate import evaluate, evaluate_inception
+
+    if args.extractor == "inception":
+        report = evaluate_inception(ckpt=args.ckpt, mindir=args.mindir, data=args.data, n=args.n,
+                                    weights=args.inception_weights, seed=args.seed, use_ema=not args.no_ema)
+    else:
+        report = evaluate(ckpt=args.ckpt, mindir=args.mindir, data=args.data, n=args.n, classifier=args.classifier,
+                          seed=args.seed, use_ema=not args.no_ema)
     if args.out:
         folder = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(folder, exist_ok=True)
@@ -29,8 +42,8 @@ def cmd_eval(args):
           f"{report['n_generated']} generated vs {report['reference']['n']} real ({report['reference']['split']}), "
           f"extractor {ext['name']} sha256 {ext['sha256'][:12]}, seed {report['seed']}")
     print(f"{'metric':<18}{'generated':>12}{'real vs real':>14}")
-    for key in ("fcd", "kid_mean", "kid_std", "classifier_score", "precision", "recall", "classes_present",
-                "class_kl_to_uniform", "d_accuracy_real", "d_accuracy_fake"):
+    for key in ("fid", "inception_score", "fcd", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
+                "classes_present", "class_kl_to_uniform", "d_accuracy_real", "d_accuracy_fake"):
         if key in s:
             base = b.get(key)
             print(f"{key:<18}{s[key]:>12.4f}{'' if base is None else format(base, '>14.4f')}")
@@ -70,6 +83,12 @@ def register(subparsers):
     p.add_argument("--no-ema", action="store_true", help="evaluate G's raw weights even if the checkpoint has an EMA")
     p.add_argument("--classifier", default=None,
                    help="digit classifier checkpoint (default: the shipped ckpt/digits_classifier.ckpt, 8x8)")
+    p.add_argument("--extractor", choices=("classifier", "inception"), default="classifier",
+                   help="features: the digit classifier (FCD, KID, ...; default) or the FID Inception-v3 "
+                        "(FID, KID, IS; needs --inception-weights)")
+    p.add_argument("--inception-weights", metavar="FILE.ckpt", default=None,
+                   help="FID Inception-v3 checkpoint made by 'ms-gan convert --inception-weights "
+                        "pt_inception-2015-12-05-6726825d.pth --out inception_fid.ckpt'")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of noise, KID subsets and baseline halves")
     p.add_argument("--out", default=None, help="write the full report (with provenance) to this .json")
     _add_device_flags(p, with_mode=False)

@@ -323,3 +323,115 @@ def _cached_classifier(path, clf_mod):
     if key not in _CLASSIFIERS:
         _CLASSIFIERS[key] = clf_mod.load(key)
     return _CLASSIFIERS[key]
+
+
+# ---------------------------------------------------------------------------- Inception FID / KID / IS
+
+
+IS_SPLITS = 10
+
+
+def inception_reference(data, preset):
+    """Real images as the GAN saw them: (N, C, S, S) in [-1, 1] at the preset's size and channels, split name.
+
+    The reference goes through the training pipeline (Pillow bilinear resize when the
+    source's size differs, RGB -> luma for gray presets), so that only the
+    generator's distribution differs from it, not its preprocessing.
+    """
+    from ms_gan.data import ImageSpec, load_images, resolve_source
+
+    kind, _ = resolve_source(data)
+    images, _ = load_images(data, ImageSpec(preset.image_size, preset.channels),
+                            usage="test" if kind == "mnist" else "train")
+    if len(images) < 4:
+        raise UserError(f"--data {data} has {len(images)} images; Inception metrics need at least 4 "
+                        f"(two per half for the real-vs-real baseline)")
+    return images, "t10k" if kind == "mnist" else "all"
+
+
+def inception_protocol(extractor, preset, n_gen, n_ref, split, seed, kid_subset, kid_subsets, is_splits):
+    """Everything FID/KID/IS depend on besides the generator, for every record."""
+    from ms_gan.eval import inception
+
+    size = preset.image_size
+    return {
+        "extractor": extractor["name"], "weights_sha256": extractor["sha256"],
+        "weights_source": {"file": extractor.get("source_file"), "sha256": extractor.get("source_sha256")},
+        "feature_layer": extractor["feature_layer"], "is_logits": extractor["is_logits"],
+        "resize": "bilinear, align_corners=False, no antialiasing (torch.nn.functional.interpolate, as pytorch-fid)",
+        "input_size": inception.INPUT_SIZE, "input_scaling": "uint8 / 255, then 2 x - 1",
+        "generated_quantization": "uint8(255 * (clip(x, -1, 1) + 1) / 2), truncating (torch-fidelity)",
+        "reference_quantization": "round(255 * v) of the pipeline's [0, 1] image",
+        "reference_preprocessing": f"training pipeline at {size}x{size}, {preset.channels} channel(s) "
+                                   f"(Pillow bilinear when the source differs)",
+        "gray_to_rgb": "gray channel replicated to R, G, B" if preset.channels == 1 else "none (RGB)",
+        "n_generated": int(n_gen), "n_reference": int(n_ref), "reference_split": split, "seed": int(seed),
+        "kid": {"subset_size": int(kid_subset), "num_subsets": int(kid_subsets),
+                "kernel": "cubic polynomial (x.y/d+1)^3, unbiased"},
+        "is_splits": int(is_splits),
+    }
+
+
+def inception_metrics(gen_feats, gen_logits, ref_feats, ref_logits, seed=0, kid_subsets=KID_SUBSETS):
+    """FID, KID (subset min(1000, n), ``kid_subsets`` subsets) and IS (10 splits, or n if fewer) as a flat dict."""
+    subset = min(KID_SUBSET, len(gen_feats), len(ref_feats))
+    kid_mean, kid_std = metrics.kid(gen_feats, ref_feats, num_subsets=kid_subsets, subset_size=subset, seed=seed)
+    splits = min(IS_SPLITS, len(gen_logits))
+    score, score_std = metrics.inception_score(gen_logits, splits=splits)
+    return {"fid": metrics.frechet_feature_distance(gen_feats, ref_feats), "kid_mean": kid_mean, "kid_std": kid_std,
+            "kid_subset_size": subset, "inception_score": score, "inception_score_std": score_std,
+            "is_splits": splits}
+
+
+def _inception_records(values, comparison, protocol, extractor, seed):
+    n_gen, n_ref, split = protocol["n_generated"], protocol["n_reference"], protocol["reference_split"]
+    return [
+        _result("fid", values["fid"], comparison, n_gen, n_ref, split, extractor, seed, protocol=protocol),
+        _result("kid", values["kid_mean"], comparison, n_gen, n_ref, split, extractor, seed, std=values["kid_std"],
+                protocol=protocol),
+        _result("inception_score", values["inception_score"], comparison, n_gen, n_ref, split, extractor, seed,
+                std=values["inception_score_std"], protocol=protocol),
+    ]
+
+
+def evaluate_inception(ckpt=None, mindir=None, data="builtin", n=10000, weights=None, seed=0,
+                       kid_subsets=KID_SUBSETS, use_ema=True, batch_size=16):
+    """FID, KID and IS of a checkpoint or MindIR with the FID Inception-v3; returns the JSON-able report.
+
+    Args:
+        weights: the converted FID Inception checkpoint (``ms-gan convert --inception-weights``).
+        data: any data source the presets take; read at the preset's size and channels.
+        n: generated images.
+        seed: seed of the noise, the KID subsets and the baseline halves.
+        batch_size: images per Inception batch (16: the whole eval process peaked at 1.1 GB RSS).
+    """
+    from ms_gan.eval import inception
+
+    inception.check_weights_path(weights)
+    if int(n) < 2:
+        raise UserError("--n must be at least 2 for Inception metrics")
+    G, preset, _, source = load_source(ckpt, mindir, with_d=False, use_ema=use_ema)
+    real, split = inception_reference(data, preset)
+    net = inception.load(weights)
+    extractor = net.provenance()
+    # One batch shape for both sets: graph mode compiles the network once.
+    batch_size = min(int(batch_size), max(int(n), len(real)))
+    gen_feats, gen_logits = net.features(inception.quantize_generated(generate(G, preset, int(n), seed)), batch_size)
+    ref_feats, ref_logits = net.features(inception.quantize_reference(real), batch_size)
+    values = inception_metrics(gen_feats, gen_logits, ref_feats, ref_logits, seed, kid_subsets)
+    protocol = inception_protocol(extractor, preset, len(gen_feats), len(ref_feats), split, seed,
+                                  values["kid_subset_size"], kid_subsets, values["is_splits"])
+    results = _inception_records(values, "generated_vs_reference", protocol, extractor, seed)
+    order = np.random.default_rng([int(seed), 5]).permutation(len(ref_feats))
+    half = len(order) // 2
+    a, b = order[:half], order[half:2 * half]
+    base = inception_metrics(ref_feats[a], ref_logits[a], ref_feats[b], ref_logits[b], seed, kid_subsets)
+    base_protocol = inception_protocol(extractor, preset, half, half,
+                                       f"{split}: two disjoint random halves (seed {seed})", seed,
+                                       base["kid_subset_size"], kid_subsets, base["is_splits"])
+    results += _inception_records(base, "real_vs_real", base_protocol, extractor, seed)
+    keys = ("fid", "kid_mean", "kid_std", "inception_score", "inception_score_std")
+    return {"format": RESULT_FORMAT, "results": results, "summary": {k: values[k] for k in keys},
+            "baseline": {k: base[k] for k in keys}, "generator": source, "n_generated": int(n), "seed": int(seed),
+            "reference": {"data": str(data), "split": split, "n": int(len(ref_feats))},
+            "extractor": extractor, "protocol": protocol}

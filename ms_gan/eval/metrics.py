@@ -21,6 +21,9 @@ Which network makes the features is the caller's business (see the rest of
   et al., 2016, "Improved Techniques for Training GANs"). It lies in ``[1, K]``:
   ``K`` when every sample is classified confidently and the classes are
   balanced. Higher is better.
+* **Inception Score** (:func:`inception_score`): the same formula on the softmax
+  of Inception-v3 logits (1008 classes), in 10 splits by default as in the
+  original code and torch-fidelity.
 * **Precision / recall** (:func:`precision_recall`): Kynkäänniemi et al., 2019,
   "Improved Precision and Recall Metric for Assessing Generative Models".
   Each point gets a ball reaching its k-th nearest neighbour within its own
@@ -40,6 +43,8 @@ __all__ = [
     "frechet_feature_distance",
     "kid",
     "classifier_score",
+    "softmax",
+    "inception_score",
     "precision_recall",
     "class_coverage",
 ]
@@ -225,6 +230,23 @@ def classifier_score(probs, splits=10):
         kl = np.sum(np.where(positive, part * np.log(ratio), 0.0), axis=1)
         scores[i] = np.exp(kl.mean())
     return float(scores.mean()), float(scores.std())
+
+
+def softmax(logits):
+    """Row-wise softmax of ``(N, K)`` logits in float64 (max-shifted, so large logits do not overflow)."""
+    logits = _as_matrix(logits, "logits")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def inception_score(logits, splits=10):
+    """Inception Score of ``(N, K)`` Inception logits: :func:`classifier_score` of their softmax.
+
+    Returns:
+        ``(mean, std)`` over ``splits`` consecutive chunks, as Python floats.
+    """
+    return classifier_score(softmax(logits), splits=splits)
 
 
 def _row_blocks(n_rows, n_cols, batch_size):

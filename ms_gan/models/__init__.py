@@ -1,4 +1,4 @@
-"""The networks. ``build(preset)`` returns (generator, discriminator) for any preset."""
-from ms_gan.models.registry import build, build_discriminator, build_generator, primary
+"""The networks: one G and one D class per architecture family. ``build(preset)`` returns (G, D)."""
+from ms_gan.models.registry import build, build_discriminator, build_generator, family_classes, primary
 
-__all__ = ["build", "build_generator", "build_discriminator", "primary"]
+__all__ = ["build", "build_generator", "build_discriminator", "family_classes", "primary"]

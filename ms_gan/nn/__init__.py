@@ -1,1 +1,2 @@
-"""Building blocks shared by the models: layers, initialisation, spectral norm, self-attention."""
+"""Building blocks shared by the models: layers (blocks), MindSpore CPU replacements (workarounds),
+initialisation, spectral norm, self-attention."""

@@ -18,7 +18,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from ms_gan.errors import UserError
 
-__all__ = ["AttentionCore", "SelfAttention"]
+__all__ = ["AttentionCore", "SelfAttention", "attention_gammas"]
 
 
 class AttentionCore(nn.Cell):
@@ -159,3 +159,9 @@ class SelfAttention(nn.Cell):
         # it when nothing uses it (training), and a loss that does use it gets its exact gradient.
         attention_map = self.core.attention_map(proj_query, proj_key)
         return out, attention_map
+
+
+def attention_gammas(cell):
+    """{gamma parameter name: value} for every SelfAttention inside ``cell`` (for logging)."""
+    return {sub.gamma.name: float(sub.gamma.asnumpy().reshape(-1)[0])
+            for _, sub in cell.cells_and_names() if isinstance(sub, SelfAttention)}

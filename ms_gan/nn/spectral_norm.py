@@ -28,7 +28,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ms_gan.errors import UserError
-from ms_gan.nn import blocks
+from ms_gan.nn import workarounds
 
 __all__ = ["SpectralNorm", "spectral_norm_sigmas"]
 
@@ -36,7 +36,7 @@ __all__ = ["SpectralNorm", "spectral_norm_sigmas"]
 def _normalize(x, eps):
     """x / max(||x||_2, eps), like torch.nn.functional.normalize."""
     norm = ops.sqrt(ops.reduce_sum(x * x))
-    return blocks.divide(x, ops.maximum(norm, eps))
+    return workarounds.divide(x, ops.maximum(norm, eps))
 
 
 class SpectralNorm(nn.Cell):
@@ -121,7 +121,7 @@ class SpectralNorm(nn.Cell):
         u = ops.reshape(self.weight_u, (1, self.rows))
         v = ops.reshape(self.weight_v, (1, self.cols))
         sigma = ops.reduce_sum(u * self.matmul_tb(v, w_mat))
-        return blocks.divide(self.layer.weight, sigma)
+        return workarounds.divide(self.layer.weight, sigma)
 
     def _train_weight(self):
         """Power iteration (no gradient), write u, v, sigma back, return W / sigma."""
@@ -141,7 +141,7 @@ class SpectralNorm(nn.Cell):
             ops.assign(self.weight_u, ops.reshape(u, (self.rows,)))
             ops.assign(self.weight_v, ops.reshape(v, (self.cols,)))
         ops.assign(self.sigma, ops.reshape(ops.stop_gradient(sigma), (1,)))
-        return blocks.divide(weight, sigma)
+        return workarounds.divide(weight, sigma)
 
     def construct(self, x):
         if self.training:
@@ -151,11 +151,11 @@ class SpectralNorm(nn.Cell):
         layer = self.layer
         if self.kind == "dense":
             return self._dense(x, weight)
-        if hasattr(layer, "conv_with"):   # ms_gan.nn.blocks layers: their faster formulations too
+        if hasattr(layer, "conv_with"):   # ms_gan.nn.workarounds layers: their faster formulations too
             return layer.conv_with(x, weight)
         if self.kind == "conv":
-            return blocks.conv2d_with(layer, x, weight)
-        return blocks.conv_transpose_with(layer, x, weight)
+            return workarounds.conv2d_with(layer, x, weight)
+        return workarounds.conv_transpose_with(layer, x, weight)
 
     def _dense(self, x, weight):
         # Mirrors nn.Dense.construct with the normalised weight.

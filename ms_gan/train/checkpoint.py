@@ -90,7 +90,17 @@ def load(path):
     if fmt != FORMAT:
         raise UserError(f"checkpoint {path} has format {fmt}, this ms_gan reads {FORMAT}")
     meta = json.loads(raw if isinstance(raw, str) else str(raw))
-    return params, meta
+    return _current_names(params, meta), meta
+
+
+def _current_names(params, meta):
+    """Checkpoints written before the networks were explicit classes carry positional
+    parameter names (``generator.body.layers.1.0.weight``): give them today's names."""
+    from ms_gan import presets
+    from ms_gan.models.old_names import rename
+
+    preset = presets.PRESETS.get(meta.get("preset"))
+    return params if preset is None else rename(params, preset.name, preset.param_prefixes)
 
 
 def assign(cells, params, path="checkpoint", strict=True):

@@ -8,7 +8,7 @@ probabilities; every other loss takes D's logit (see ``objective`` for how a sig
 """
 from mindspore import nn, ops
 
-from ms_gan.nn import blocks
+from ms_gan.nn import workarounds
 
 _LOG_MIN = -100.0  # PyTorch's BCELoss clamps log() at -100 so a saturated D gives a finite loss
 _GRAD_EPS = 1e-12  # ... and divides its gradient by max(p (1 - p), 1e-12)
@@ -34,7 +34,7 @@ class _BCEOnProbabilities(nn.Cell):
 
     def bprop(self, prob, target, out, dout):
         denom = ops.maximum(prob * (1.0 - prob), _GRAD_EPS)
-        return blocks.divide(dout * (prob - target), denom), ops.zeros_like(target)
+        return workarounds.divide(dout * (prob - target), denom), ops.zeros_like(target)
 
 
 _bce_elementwise = _BCEOnProbabilities()

@@ -6,11 +6,13 @@ checks its flags, before MindSpore starts. The maths lives in :mod:`ms_gan.train
 
 Preset fields (defaults: the article's recipe, bit-identical to before they existed):
 
-* ``loss``: one of :data:`LOSSES`. D ends in a sigmoid exactly when the loss is ``bce``
-  (probabilities); choosing any other loss for a sigmoid preset takes D's logit before the
-  sigmoid (the sigmoid has no parameters, so checkpoints and the converter are unaffected).
-  Why not ``log(p / (1 - p))`` after it: float32 sigmoids saturate to exactly 0 or 1 for
-  |logit| > ~17, where that logit, and its gradient, are lost.
+* ``loss``: one of :data:`LOSSES`. Only ``bce`` takes probabilities. The families whose D ends
+  in a sigmoid (their presets' default loss is ``bce``) give D's logit before the sigmoid for
+  any other loss (:func:`ms_gan.models.registry.build_discriminator` drops the sigmoid, which has
+  no parameters, so checkpoints and the converter are unaffected). Why not ``log(p / (1 - p))``
+  after it: float32 sigmoids saturate to exactly 0 or 1 for |logit| > ~17, where that logit,
+  and its gradient, are lost. ``bce`` on a logit D is refused: ``bce_logits`` is the same loss,
+  computed stably.
 * ``gp``: WGAN-GP weight lambda (0: off); ``r1``: R1 weight gamma (0: off), applied every
   ``r1_every`` iterations with gain ``r1_every`` (lazy regularisation, StyleGAN2).
 * ``n_critic``: D updates per G update; the step order's D part is repeated (each repeat draws
@@ -22,6 +24,8 @@ from ms_gan.errors import UserError
 LOSSES = ("bce", "bce_logits", "ns", "hinge", "lsgan", "wasserstein")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 FIELDS = ("loss", "gp", "r1", "r1_every", "n_critic", "diffaugment")
+# Architecture families whose D has BatchNorm (a test checks this against the built networks).
+D_WITH_BATCHNORM = ("dcgan128_rgb",)
 
 
 def parse_policies(text):
@@ -37,13 +41,15 @@ def parse_policies(text):
 def resolve(preset, changes):
     """``changes`` (field -> value) with the objective fields validated and their implied fields added.
 
-    ``loss`` also sets ``d_final`` (sigmoid for ``bce`` only); ``n_critic`` rewrites ``steps``.
+    ``n_critic`` also rewrites ``steps``.
     """
     changes = dict(changes)
     if "loss" in changes:
         if changes["loss"] not in LOSSES:
             raise UserError(f"--loss {changes['loss']!r} is unknown: choose one of {', '.join(LOSSES)}")
-        changes["d_final"] = "sigmoid" if changes["loss"] == "bce" else None
+        if changes["loss"] == "bce" and preset.loss != "bce":
+            raise UserError(f"--loss bce takes probabilities, but {preset.name}'s D gives logits: "
+                            f"use --loss bce_logits (the same loss, computed stably on the logit)")
     for key in ("gp", "r1"):
         if key in changes and not float(changes[key]) >= 0:
             raise UserError(f"--{key} must be >= 0, got {changes[key]}")
@@ -68,7 +74,7 @@ def check_penalties(preset, mode):
     if preset.loss == "bce":
         raise UserError(f"{flag} differentiates D's logit, but {preset.name}'s D ends in a sigmoid (loss bce): "
                         f"add --loss bce_logits (the same loss on the logit) or another logit loss")
-    if any("bn" in stage for stage in preset.d_stages):
+    if preset.family in D_WITH_BATCHNORM:
         raise UserError(f"{flag}: {preset.name}'s D uses BatchNorm, whose batch statistics mix the images, so the "
                         f"per-image input gradient the penalty bounds is ill-defined (WGAN-GP drops BN from D)")
     if mode == "pynative":

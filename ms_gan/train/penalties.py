@@ -6,7 +6,7 @@ does with that, measured against ``torch.autograd.grad(create_graph=True)``
 (tests/train/test_penalties.py):
 
 * graph mode (``mindspore.jit``): Conv2D, the MatMul form of the conv head, ReLU/LeakyReLU
-  (``blocks.LeakyReLU``'s stop_gradient scale), RealDiv and spectral norm's power iteration
+  (``workarounds.LeakyReLU``'s stop_gradient scale), RealDiv and spectral norm's power iteration
   give the penalty and parameter gradients within float32 rounding of PyTorch's;
 * PyNative: wrong. A Reshape anywhere after the first layer zeroes the second derivative
   w.r.t. the layers behind it (``x -> (x @ W1 * 2).reshape(..) @ W`` gives d/dW = 0), so

@@ -67,10 +67,9 @@ def iteration_inputs(rng, batch, preset, steps):
 
 def network_diagnostics(net):
     """Scalars worth logging from inside a network: attention gammas and spectral-norm sigmas."""
-    values = {}
-    for p in net.get_parameters():
-        if p.name.endswith(".gamma") and ".attentions." in p.name:
-            values[p.name] = float(np.asarray(p.asnumpy()).reshape(-1)[0])
+    from ms_gan.nn.attention import attention_gammas
+
+    values = attention_gammas(net)
     try:
         from ms_gan.nn.spectral_norm import spectral_norm_sigmas
 

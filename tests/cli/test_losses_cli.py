@@ -40,7 +40,7 @@ SWEEP = [
     ("mlp_mnist", "mnist", ("--loss", "wasserstein", "--gp", "10", "--n-critic", "3"), 1, 2),
     ("mlp_mnist", "mnist", ("--loss", "hinge", "--diffaugment", "translation", "--mode", "pynative"), 1, 2),
     ("dcgan_mnist28", "mnist", ("--loss", "hinge", "--r1", "1", "--diffaugment", "cutout"), 1, 2),
-    ("dcgan_mnist28", "mnist", ("--loss", "bce", "--diffaugment", "color"), 1, 2),
+    ("dcgan_mnist28", "mnist", ("--loss", "ns", "--diffaugment", "color"), 1, 2),
     ("dcgan64", "folder64", ("--loss", "wasserstein", "--gp", "10", "--n-critic", "2"), 1, 1),
     ("sagan64", "folder64", ("--gp", "10", "--r1", "1", "--diffaugment", AUG), 1, 1),
     ("dcgan128_rgb", "rgb", ("--loss", "lsgan", "--diffaugment", AUG), 2, 1),
@@ -72,6 +72,7 @@ def test_losses_and_regularizers_train_each_preset(tmp_path, preset, kind, flags
     ("dcgan128_rgb", ("--loss", "hinge", "--r1", "1"), "BatchNorm"),
     ("dcgan64", ("--gp", "10", "--mode", "pynative"), "--mode graph"),
     ("dcgan64", ("--loss", "softmax"), "--loss 'softmax' is unknown"),
+    ("dcgan64", ("--loss", "bce"), "use --loss bce_logits"),
     ("dcgan64", ("--diffaugment", "color,flip"), "unknown policy 'flip'"),
     ("dcgan64", ("--n-critic", "0"), "--n-critic"),
 ])

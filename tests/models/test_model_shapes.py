@@ -1,4 +1,8 @@
 """Every preset's networks: output shapes and ranges, and parameter counts computed by hand."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,6 +10,7 @@ import mindspore as ms
 
 from ms_gan import presets
 from ms_gan.models import build, primary
+from tests.helpers import ROOT
 
 # (G trainable params, D trainable params), computed by hand from SPEC.md; w = weights, b = biases.
 EXPECTED_COUNTS = {
@@ -95,7 +100,7 @@ def _tf_same_conv_transpose(x, w, stride, out_size):
 def test_mnist28_first_conv_transpose_is_tensorflow_same_with_output_7():
     p = presets.get("dcgan_mnist28")
     G, _ = build(p, seed=0)
-    layer = G.body.layers[0][0]
+    layer = G.convt1
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 256, 4, 4)).astype(np.float32)
     got = layer(ms.Tensor(x)).asnumpy()
@@ -105,3 +110,35 @@ def test_mnist28_first_conv_transpose_is_tensorflow_same_with_output_7():
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     # and TF crops 1 before and 2 after (not 2 and 1)
     assert (10 - 7) // 2 == 1
+
+
+def test_building_networks_does_not_import_torch():
+    """The PyTorch reference models live in the package (ms_gan.reference) but only tests and bench import them."""
+    code = ("import sys, ms_gan, ms_gan.reference, ms_gan.convert, ms_gan.export\n"
+            "from ms_gan import presets\nfrom ms_gan.models import build\n"
+            "[build(presets.get(n)) for n in ('dcgan_digits8', 'mlp_mnist')]\n"
+            "print('torch' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sagan_attention_is_placed_by_feature_map_size():
+    """attention_at names the feature-map sizes the blocks run on; their maps are N x N for N = size^2."""
+    from ms_gan.models.dcgan64 import DCGAN64Discriminator, DCGAN64Generator
+
+    p = presets.get("sagan64")
+    assert p.has_attention and not presets.get("dcgan64").has_attention
+    G, D = build(p)
+    G.set_train(False)
+    D.set_train(False)
+    out = G(ms.Tensor(np.zeros((2, p.z_dim), np.float32)))
+    assert [tuple(o.shape) for o in out[1:]] == [(2, 16 * 16, 16 * 16), (2, 32 * 32, 32 * 32)]
+    out = D(out[0])
+    assert [tuple(o.shape) for o in out[1:]] == [(2, 8 * 8, 8 * 8), (2, 4 * 4, 4 * 4)]
+    assert G.attn16 is not None and G.attn8 is None and D.attn4 is not None
+    with pytest.raises(ValueError, match="64"):
+        DCGAN64Generator(attention_at=(64,))
+    with pytest.raises(ValueError, match="2"):
+        DCGAN64Discriminator(attention_at=(2,))

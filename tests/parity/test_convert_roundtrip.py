@@ -12,7 +12,7 @@ import mindspore as ms  # noqa: E402
 from ms_gan import convert, presets  # noqa: E402
 from ms_gan.errors import UserError  # noqa: E402
 from ms_gan.train import checkpoint as ckpt_io  # noqa: E402
-from tests.reference import harness as h  # noqa: E402
+from ms_gan.reference import harness as h  # noqa: E402
 
 
 def _with_counts(sd):
@@ -51,21 +51,25 @@ def test_round_trip_bit_for_bit(name, tmp_path):
             assert abs(float(value.asnumpy()[0]) - float(u @ mat @ v)) < 1e-4 * abs(float(u @ mat @ v)) + 1e-6
 
 
+# Our names -> the seed articles' PyTorch module names, written out by hand (seed 004: nn.Sequential
+# stages layer1..layer4 and last, D's last conv bare, "self_attntion" as the article spells it; seed 000:
+# convt_1.. / conv_1..).
+_SEED004 = {"G": {"convt1.": "layer1.0.", "bn1.": "layer1.1.", "convt2.": "layer2.0.", "bn2.": "layer2.1.",
+                  "convt3.": "layer3.0.", "bn3.": "layer3.1.", "convt4.": "layer4.0.", "bn4.": "layer4.1.",
+                  "convt5.": "last.0.", "attn16.": "self_attntion1.", "attn32.": "self_attntion2."},
+            "D": {"conv1.": "layer1.0.", "conv2.": "layer2.0.", "conv3.": "layer3.0.", "conv4.": "layer4.0.",
+                  "conv5.": "last.", "attn8.": "self_attntion1.", "attn4.": "self_attntion2."}}
+_SEED000 = {"G": {"convt1.": "convt_1.", "convt2.": "convt_2.", "convt3.": "convt_3."},
+            "D": {"conv1.": "conv_1.", "conv2.": "conv_2.", "conv3.": "conv_3."}}
+
+
 def _article(sd, name, role):
-    """Rename reference keys to the seed articles' module names (written out by hand here)."""
+    """Rename reference keys to the seed articles' module names."""
+    table = (_SEED004 if name in ("dcgan64", "sagan64") else _SEED000)[role]
     out = {}
     for k, v in sd.items():
-        new = k
-        if name in ("dcgan64", "sagan64"):
-            for i in range(4):
-                new = new.replace(f"body.layers.{i}.", f"layer{i + 1}.")
-            new = new.replace("body.layers.4.0.", "last.") if role == "D" else new.replace("body.layers.4.", "last.")
-            new = new.replace("body.attentions.0.", "self_attntion1.").replace("body.attentions.1.", "self_attntion2.")
-        elif name == "dcgan_digits8":
-            stem = "convt_" if role == "G" else "conv_"
-            for i in range(3):
-                new = new.replace(f"body.layers.{i}.0.", f"{stem}{i + 1}.")
-        out[new] = v
+        owner = k.split(".", 1)[0] + "."
+        out[table[owner] + k[len(owner):]] = v
     return out
 
 
@@ -129,14 +133,14 @@ def test_errors_name_the_first_bad_tensor(tmp_path):
     p = presets.get("dcgan64")
     sd = _sd("dcgan64")
     bad = dict(sd)
-    bad["body.layers.1.0.weight"] = torch.zeros(512, 256, 3, 3)
-    with pytest.raises(UserError, match=r"'body\.layers\.1\.0\.weight'.*\(512, 256, 3, 3\).*\(512, 256, 4, 4\)"):
+    bad["convt2.weight"] = torch.zeros(512, 256, 3, 3)
+    with pytest.raises(UserError, match=r"'convt2\.weight'.*\(512, 256, 3, 3\).*\(512, 256, 4, 4\)"):
         convert.torch_to_ms(p, g_state=bad)
     extra = dict(sd, **{"body.extra.weight": torch.zeros(3)})
     with pytest.raises(UserError, match=r"'body\.extra\.weight'.*no counterpart"):
         convert.torch_to_ms(p, g_state=extra)
-    missing = {k: v for k, v in sd.items() if k != "body.layers.2.1.running_var"}
-    with pytest.raises(UserError, match=r"'body\.layers\.2\.1\.running_var'.*missing"):
+    missing = {k: v for k, v in sd.items() if k != "bn3.running_var"}
+    with pytest.raises(UserError, match=r"'bn3\.running_var'.*missing"):
         convert.torch_to_ms(p, g_state=missing)
     # a DCGAN G is not a SAGAN G: spectral norm tensors are missing
     with pytest.raises(UserError, match="sagan64"):

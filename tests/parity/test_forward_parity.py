@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 import mindspore as ms  # noqa: E402
 
 from ms_gan import presets  # noqa: E402
-from tests.reference import harness as h  # noqa: E402
+from ms_gan.reference import harness as h  # noqa: E402
 
 TOL = 1e-5
 # Documented exceptions (see the parity table in the README): MindSpore 2.10's CPU BatchNorm computes
@@ -65,10 +65,10 @@ def test_forward_parity(name, train):
 
 def test_generators_tanh_is_accurate_where_images_saturate():
     """MindSpore 2.10's CPU tanh kernel errs by up to 1e-4 for |x| in [3, 5] (it even returns
-    1.0000098 at x = 5); ms_gan.nn.blocks.Tanh, used by every G, must not."""
+    1.0000098 at x = 5); ms_gan.nn.workarounds.Tanh, used by every G, must not."""
     from mindspore import ops
 
-    from ms_gan.nn.blocks import Tanh
+    from ms_gan.nn.workarounds import Tanh
 
     x = np.linspace(-12, 12, 8001).astype(np.float32)
     exact = np.tanh(x.astype(np.float64))

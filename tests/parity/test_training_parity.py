@@ -6,8 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ms_gan import presets  # noqa: E402
-from tests.reference import harness as h  # noqa: E402
-from tests.reference import torch_models as tm  # noqa: E402
+from ms_gan.reference import harness as h  # noqa: E402
+from ms_gan.reference import torch_models as tm  # noqa: E402
 
 TOL = 1e-4
 BATCH = {"dcgan128_rgb": 4, "sagan64": 2, "dcgan64": 4}  # dcgan128_rgb: real half-batch 2, G batch 4

@@ -51,8 +51,8 @@ def test_mnist28_l2_penalty_changes_d_loss_by_exactly_the_expected_amount(use_ji
     G, D = build(p, seed=0)
     G.set_train(True)
     D.set_train(True)
-    w2 = D.body.layers[1][0].weight
-    w3 = D.body.layers[2][0].weight
+    w2 = D.conv2.weight
+    w3 = D.conv3.weight
     rng = np.random.default_rng(0)
     w2.set_data(T(rng.normal(0, 0.1, w2.shape)))
     w3.set_data(T(rng.normal(0, 0.1, w3.shape)))
@@ -120,15 +120,29 @@ def test_every_loss_matches_its_formula(name):
     assert family.threshold == (0.5 if name in ("bce", "lsgan") else 0.0)
 
 
-def test_choosing_a_logit_loss_takes_d_before_its_sigmoid_and_bce_puts_it_back():
-    digits = presets.get("dcgan_digits8")
-    assert digits.d_final == "sigmoid" and digits.d_output == "prob"
-    hinge = presets.override(digits, loss="hinge")
-    assert hinge.d_final is None and hinge.d_output == "logit"
-    _, D = build(hinge, seed=0)
-    x = T(np.random.default_rng(0).normal(0, 3, (8, 1, 8, 8)))
-    assert float(D(x).asnumpy().min()) < 0.0 or float(D(x).asnumpy().max()) > 1.0  # logits, not probabilities
-    assert presets.override(presets.get("dcgan64"), loss="bce").d_final == "sigmoid"
+@pytest.mark.parametrize("name", ["dcgan_digits8", "mlp_mnist", "dcgan128_rgb"])
+def test_a_logit_loss_takes_d_before_its_sigmoid(name):
+    base = presets.get(name)
+    hinge = presets.override(base, loss="hinge")
+    assert base.d_output == "prob" and hinge.d_output == "logit"
+    x = T(np.random.default_rng(0).normal(0, 1, (2, base.channels, base.image_size, base.image_size)))
+    probs = build(base, seed=0)[1](x).asnumpy()
+    logits = build(hinge, seed=0)[1](x).asnumpy()   # same seed: same weights, no sigmoid
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-logits.astype(np.float64))), probs, rtol=1e-5, atol=1e-7)
+
+
+def test_bce_on_a_logit_d_is_refused_and_batchnorm_families_are_known():
+    from mindspore import nn
+
+    from ms_gan.errors import UserError
+    from ms_gan.train.objective import D_WITH_BATCHNORM
+
+    with pytest.raises(UserError, match="--loss bce_logits"):
+        presets.override(presets.get("dcgan64"), loss="bce")
+    for p in presets.PRESETS.values():
+        D = build(p, seed=0)[1]
+        has_bn = any(isinstance(c, nn.layer.normalization._BatchNorm) for _, c in D.cells_and_names())
+        assert has_bn == (p.family in D_WITH_BATCHNORM), p.name
 
 
 def test_unknown_loss_and_bad_objective_values_are_user_errors():

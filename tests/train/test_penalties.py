@@ -1,5 +1,7 @@
 """WGAN-GP and R1 against PyTorch (torch.autograd.grad with create_graph=True): the penalty's value and
 D's parameter gradients in one D update of the compiled step, from identical weights and batches."""
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,8 @@ from ms_gan import presets  # noqa: E402
 from ms_gan.errors import UserError  # noqa: E402
 from ms_gan.train import objective, penalties  # noqa: E402
 from ms_gan.train.steps import DRAWS_PER_IMAGE  # noqa: E402
-# The one place the PyTorch reference is imported from (it is moving to ms_gan/reference/).
-from tests.reference import harness as h  # noqa: E402
+from ms_gan import convert  # noqa: E402
+from ms_gan.reference import harness as h  # noqa: E402
 
 LOSS_D_TERMS = {  # D's real and fake terms in PyTorch, for the losses used below
     "bce_logits": (lambda o: torch.nn.functional.softplus(-o).mean(), lambda o: torch.nn.functional.softplus(o).mean()),
@@ -22,13 +24,17 @@ LOSS_D_TERMS = {  # D's real and fake terms in PyTorch, for the losses used belo
 }
 
 
-def _primary(out):
+def _logit(tD, x):
+    """The reference D's main output; for the families that end in torch.sigmoid, the logit before it
+    (the losses here take logits, as ms_gan's D gives them for these losses)."""
+    with mock.patch.object(torch, "sigmoid", lambda t: t):
+        out = tD(x)
     return out[0] if isinstance(out, tuple) else out
 
 
 def _torch_input_grad(tD, x):
     x = x.clone().requires_grad_(True)
-    return torch.autograd.grad(_primary(tD(x)).sum(), x, create_graph=True)[0].flatten(1)
+    return torch.autograd.grad(_logit(tD, x).sum(), x, create_graph=True)[0].flatten(1)
 
 
 def _torch_update(p, tD, token, real, fake, alpha, r1_gain):
@@ -38,9 +44,9 @@ def _torch_update(p, tD, token, real, fake, alpha, r1_gain):
     tD.zero_grad()
     terms = []
     if token in ("d", "d_real"):
-        terms.append(d_real(_primary(tD(real))))
+        terms.append(d_real(_logit(tD, real)))
     if token in ("d", "d_fake"):
-        terms.append(d_fake(_primary(tD(fake))))
+        terms.append(d_fake(_logit(tD, fake)))
     penalty = 0.0
     if p.gp and token in ("d", "d_fake"):
         a = torch.from_numpy(alpha).view(-1, 1, 1, 1)
@@ -81,11 +87,11 @@ def _run(name, token, batch, r1_now=True, **objective_fields):
     # Adam's first step leaves m = (1 - beta1) g: D's gradient as the compiled update computed it.
     # Tolerance: float32 rounding relative to the largest gradient (some are exactly zero in exact
     # arithmetic, e.g. the attention's query bias, which the softmax cancels, and come out as ~1e-11).
-    prefix = p.param_prefixes[1] + "."
+    torch_key = {param.name: key for key, param, kind, _ in convert._param_map(D, p.param_prefixes[1])}
     scale = max(float(np.abs(g).max()) for g in t_grads.values())
     checked = 0
     for param, m in zip(opt_d.params, opt_d.m):
-        key = param.name[len(prefix):].replace("layer.weight", "weight_orig").replace("layer.bias", "bias")
+        key = torch_key[param.name]
         ref = t_grads[key]
         grad = m.asnumpy().reshape(ref.shape) / (1.0 - p.beta1_d)
         np.testing.assert_allclose(grad, ref, rtol=1e-3, atol=1e-5 * scale, err_msg=key)

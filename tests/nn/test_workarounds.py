@@ -1,11 +1,11 @@
-"""ms_gan.nn.blocks: BatchNorm1d, LeakyReLU and divide against MindSpore's own ops and PyTorch."""
+"""ms_gan.nn.workarounds: BatchNorm1d, LeakyReLU and divide against MindSpore's own ops and PyTorch."""
 import numpy as np
 import pytest
 
 import mindspore as ms
 from mindspore import Tensor, nn
 
-from ms_gan.nn import blocks
+from ms_gan.nn import blocks, workarounds
 
 
 @pytest.mark.parametrize("use_jit", [False, True])
@@ -59,7 +59,7 @@ def test_leaky_relu_matches_torch_exactly(slope, use_jit):
     x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
     x[0, 0, 0, :3] = 0.0                       # exact zeros take the slope branch, as in torch
     dout = rng.standard_normal(x.shape).astype(np.float32)
-    cell = blocks.LeakyReLU(slope)
+    cell = workarounds.LeakyReLU(slope)
 
     def weighted(a, d):
         return (cell(a) * d).sum()
@@ -88,7 +88,7 @@ def test_leaky_relu_backward_scale_is_exact_for_every_slope():
 @pytest.mark.parametrize("slope", [-0.1, 1.5])
 def test_leaky_relu_rejects_slopes_outside_unit_interval(slope):
     with pytest.raises(ValueError, match="slope"):
-        blocks.LeakyReLU(slope)
+        workarounds.LeakyReLU(slope)
 
 
 def test_divide_is_the_ieee_quotient_with_its_gradients():
@@ -96,11 +96,11 @@ def test_divide_is_the_ieee_quotient_with_its_gradients():
     x = rng.standard_normal((6, 7)).astype(np.float32)
     y = (rng.uniform(0.5, 2.0, (6, 7)) * rng.choice([-1, 1], (6, 7))).astype(np.float32)
     s = np.float32(1.7)
-    np.testing.assert_array_equal(blocks.divide(Tensor(x), Tensor(y)).asnumpy(), x / y)
-    np.testing.assert_array_equal(blocks.divide(Tensor(x), Tensor(s)).asnumpy(), x / s)
+    np.testing.assert_array_equal(workarounds.divide(Tensor(x), Tensor(y)).asnumpy(), x / y)
+    np.testing.assert_array_equal(workarounds.divide(Tensor(x), Tensor(s)).asnumpy(), x / s)
 
     def total(a, b):
-        return blocks.divide(a, b).sum()
+        return workarounds.divide(a, b).sum()
 
     dx, dy = ms.jit(ms.grad(total, grad_position=(0, 1)))(Tensor(x), Tensor(y))
     np.testing.assert_allclose(dx.asnumpy(), 1.0 / y, rtol=1e-6)

@@ -11,10 +11,10 @@ seeds 001 and 002 expressed in PyTorch:
   (torch's momentum weighs the batch statistics).
 * SAGAN: ``torch.nn.utils.spectral_norm`` and seed 004's ``Self_Attention``.
 
-Module paths mirror ms_gan's (``stem.0``, ``body.layers.<i>.<j>``, ``body.attentions.<k>``,
-``head``; MLP: ``model.<j>``) so the state-dict names map mechanically onto MindSpore's.
-The stages are read from the preset's token lists (the same data the MindSpore models
-read), but every layer's semantics here is plain PyTorch.
+Module names are those of ms_gan's networks (``convt1``, ``bn1``, ``attn16``, ``dense``, ...)
+and the classes take the same keyword arguments (:func:`ms_gan.models.registry.network_kwargs`),
+so state-dict names map mechanically onto MindSpore's; every layer's semantics here is plain
+PyTorch. torch is imported at the top: only tests and benchmarks import this module.
 """
 import math
 
@@ -72,164 +72,249 @@ class SelfAttention(nn.Module):
         return x + self.gamma * o, attention_map
 
 
-def _act(name, slope):
-    if name == "relu":
-        return nn.ReLU()
-    if name == "lrelu":
-        return nn.LeakyReLU(slope)
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "sigmoid":
-        return nn.Sigmoid()
-    raise ValueError(name)
+def _spectral(layer, spectral, sn_iterations):
+    return nn.utils.spectral_norm(layer, n_power_iterations=sn_iterations) if spectral else layer
 
 
-def _layer(token, ch, p, slope):
-    """(module, out_channels) for one stage token of the preset."""
-    if isinstance(token, str):
-        if token == "bn":
-            return nn.BatchNorm2d(ch, eps=p.bn_eps, momentum=1.0 - p.bn_momentum), ch
-        if token == "dropout":
-            return nn.Dropout(p.dropout), ch
-        if token == "up2":
-            return nn.Upsample(scale_factor=2, mode="nearest"), ch
-        return _act(token, slope), ch
-    kind = token[0]
-    if kind == "zpad":
-        return nn.ZeroPad2d(tuple(token[1:])), ch  # (left, right, top, bottom)
-    _, out, k, s, pad = token
-    base = kind[3:] if kind.startswith("sn_") else kind
-    if base == "conv":
-        layer = SameConv2d(ch, out, k, s) if pad == "same" else nn.Conv2d(ch, out, k, s, padding=pad)
-    elif isinstance(pad, (tuple, list)):
-        layer = CropConvTranspose2d(ch, out, k, s, crop=pad)
-    else:
-        layer = nn.ConvTranspose2d(ch, out, k, s, padding=pad)
-    if kind.startswith("sn_"):
-        layer = nn.utils.spectral_norm(layer, n_power_iterations=p.sn_iterations)
-    return layer, out
+def _bn(channels, momentum=0.1, eps=1e-5):
+    return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
 
 
-class Stack(nn.Module):
-    """Stages (``layers``) with self-attention (``attentions``) after the listed stages."""
+def _attention(module, attention_at, channels_at):
+    for size, channels in channels_at.items():
+        setattr(module, f"attn{size}", SelfAttention(channels) if size in attention_at else None)
 
-    def __init__(self, p, stages, ch, slope, attention_after):
+
+def _attend(block, x, maps):
+    if block is None:
+        return x, maps
+    x, m = block(x)
+    return x, maps + (m,)
+
+
+class DCGAN64Generator(nn.Module):
+    """Seed 004's G (and SAGAN's with spectral=True and attention at 16 and 32)."""
+
+    def __init__(self, z_dim=20, channels=1, spectral=False, attention_at=(), sn_iterations=1):
         super().__init__()
-        layers, attentions, self.slots = [], [], []
-        for i, stage in enumerate(stages, start=1):
-            mods = []
-            for token in stage:
-                mod, ch = _layer(token, ch, p, slope)
-                mods.append(mod)
-            layers.append(nn.Sequential(*mods))
-            if i in attention_after:
-                self.slots.append(len(attentions))
-                attentions.append(SelfAttention(ch))
-            else:
-                self.slots.append(-1)
-        self.layers = nn.ModuleList(layers)
-        self.attentions = nn.ModuleList(attentions)
-        self.out_channels = ch
+        sn = (spectral, sn_iterations)
+        self.convt1 = _spectral(nn.ConvTranspose2d(z_dim, 512, 4, 1, 0), *sn)
+        self.bn1 = _bn(512)
+        self.convt2 = _spectral(nn.ConvTranspose2d(512, 256, 4, 2, 1), *sn)
+        self.bn2 = _bn(256)
+        self.convt3 = _spectral(nn.ConvTranspose2d(256, 128, 4, 2, 1), *sn)
+        self.bn3 = _bn(128)
+        self.convt4 = _spectral(nn.ConvTranspose2d(128, 64, 4, 2, 1), *sn)
+        self.bn4 = _bn(64)
+        self.convt5 = nn.ConvTranspose2d(64, channels, 4, 2, 1)
+        _attention(self, attention_at, {4: 512, 8: 256, 16: 128, 32: 64})
+        self.has_attention = bool(attention_at)
+
+    def forward(self, z):
+        maps = ()
+        x = z.reshape(z.shape[0], -1, 1, 1)
+        x, maps = _attend(self.attn4, F.relu(self.bn1(self.convt1(x))), maps)
+        x, maps = _attend(self.attn8, F.relu(self.bn2(self.convt2(x))), maps)
+        x, maps = _attend(self.attn16, F.relu(self.bn3(self.convt3(x))), maps)
+        x, maps = _attend(self.attn32, F.relu(self.bn4(self.convt4(x))), maps)
+        x = torch.tanh(self.convt5(x))
+        return (x,) + maps if self.has_attention else x
+
+
+class DCGAN64Discriminator(nn.Module):
+    """Seed 004's D (and SAGAN's with spectral=True and attention at 8 and 4)."""
+
+    def __init__(self, channels=1, slope=0.1, spectral=False, attention_at=(), sn_iterations=1):
+        super().__init__()
+        sn = (spectral, sn_iterations)
+        self.conv1 = _spectral(nn.Conv2d(channels, 64, 4, 2, 1), *sn)
+        self.conv2 = _spectral(nn.Conv2d(64, 128, 4, 2, 1), *sn)
+        self.conv3 = _spectral(nn.Conv2d(128, 256, 4, 2, 1), *sn)
+        self.conv4 = _spectral(nn.Conv2d(256, 512, 4, 2, 1), *sn)
+        self.conv5 = nn.Conv2d(512, 1, 4, 1, 0)
+        self.slope = slope
+        _attention(self, attention_at, {32: 64, 16: 128, 8: 256, 4: 512})
+        self.has_attention = bool(attention_at)
 
     def forward(self, x):
         maps = ()
-        for layer, slot in zip(self.layers, self.slots):
-            x = layer(x)
-            if slot >= 0:
-                x, m = self.attentions[slot](x)
-                maps += (m,)
-        return x, maps
+        x, maps = _attend(self.attn32, F.leaky_relu(self.conv1(x), self.slope), maps)
+        x, maps = _attend(self.attn16, F.leaky_relu(self.conv2(x), self.slope), maps)
+        x, maps = _attend(self.attn8, F.leaky_relu(self.conv3(x), self.slope), maps)
+        x, maps = _attend(self.attn4, F.leaky_relu(self.conv4(x), self.slope), maps)
+        x = self.conv5(x).reshape(x.shape[0], 1)
+        return (x,) + maps if self.has_attention else x
 
 
-class ConvG(nn.Module):
-    """z (N, z_dim) -> image, plus attention maps for SAGAN."""
+class DCGAN8Generator(nn.Module):
+    """Seed 000's G: ConvT k3, k3, k4 (1 -> 3 -> 5 -> 8), ReLU, ReLU, tanh."""
 
-    def __init__(self, p):
+    def __init__(self, z_dim=64):
         super().__init__()
-        if p.g_stem[0] == "dense":
-            c, s, _ = p.g_stem[1:]
-            self.stem = nn.Sequential(nn.Linear(p.z_dim, c * s * s), _act(p.g_stem_act, p.g_slope))
-            self.shape = (c, s, s)
-        else:
-            self.stem = None
-            self.shape = (p.z_dim, 1, 1)
-        self.body = Stack(p, p.g_stages, self.shape[0], p.g_slope, p.g_attention_after)
+        self.convt1 = nn.ConvTranspose2d(z_dim, 64, 3)
+        self.convt2 = nn.ConvTranspose2d(64, 32, 3)
+        self.convt3 = nn.ConvTranspose2d(32, 1, 4)
 
     def forward(self, z):
-        if self.stem is not None:
-            z = self.stem(z)
-        x, maps = self.body(z.reshape((z.shape[0],) + self.shape))
-        return (x,) + maps if maps else x
+        x = F.relu(self.convt1(z.reshape(z.shape[0], -1, 1, 1)))
+        x = F.relu(self.convt2(x))
+        return torch.tanh(self.convt3(x))
 
 
-class ConvD(nn.Module):
-    """image -> (N, 1) probability or logit, plus attention maps for SAGAN."""
+class DCGAN8Discriminator(nn.Module):
+    """Seed 000's D: Conv k4, k3, k3 (8 -> 5 -> 3 -> 1), LeakyReLU 0.2, sigmoid."""
 
-    def __init__(self, p):
+    def __init__(self):
         super().__init__()
-        self.body = Stack(p, p.d_stages, p.channels, p.d_slope, p.d_attention_after)
-        if p.d_head == "dense":
-            size = p.image_size
-            for stage in p.d_stages:
-                for token in stage:
-                    if isinstance(token, tuple) and token[0] == "conv":
-                        size = -(-size // token[3]) if token[4] == "same" else \
-                            (size + 2 * token[4] - token[2]) // token[3] + 1
-                    elif isinstance(token, tuple) and token[0] == "zpad":
-                        size += token[3] + token[4]
-            self.head = nn.Linear(self.body.out_channels * size * size, 1)
-        else:
-            self.head = None
-        self.final = _act(p.d_final, 0) if p.d_final else None
+        self.conv1 = nn.Conv2d(1, 16, 4)
+        self.conv2 = nn.Conv2d(16, 32, 3)
+        self.conv3 = nn.Conv2d(32, 1, 3)
 
     def forward(self, x):
-        x, maps = self.body(x)
-        x = x.reshape(x.shape[0], -1)
-        if self.head is not None:
-            x = self.head(x)
-        if self.final is not None:
-            x = self.final(x)
-        return (x,) + maps if maps else x
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        x = F.leaky_relu(self.conv2(x), 0.2)
+        return torch.sigmoid(self.conv3(x).reshape(x.shape[0], 1))
 
 
-class MLPG(nn.Module):
-    """Seed 003's G: Dense, ReLU, BatchNorm1d (x3), Dense, Tanh, reshape."""
+class DCGAN28Generator(nn.Module):
+    """Seed 002's G: Dense to 256x4x4, ReLU; ConvT SAME 4 -> 7, BN, LReLU; -> 14, BN, LReLU; -> 28, tanh."""
 
-    def __init__(self, p):
+    def __init__(self, z_dim=100, slope=0.2):
         super().__init__()
-        dims = (p.z_dim,) + tuple(p.g_hidden)
-        mods = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            mods += [nn.Linear(a, b), nn.ReLU(), nn.BatchNorm1d(b, eps=p.bn_eps, momentum=1.0 - p.bn_momentum)]
-        mods += [nn.Linear(dims[-1], p.channels * p.image_size ** 2), nn.Tanh()]
-        self.model = nn.Sequential(*mods)
-        self.shape = (p.channels, p.image_size, p.image_size)
+        self.dense = nn.Linear(z_dim, 256 * 4 * 4)
+        self.convt1 = CropConvTranspose2d(256, 128, 4, 2, crop=(1, 2, 1, 2))
+        self.bn1 = _bn(128)
+        self.convt2 = nn.ConvTranspose2d(128, 64, 4, 2, 1)
+        self.bn2 = _bn(64)
+        self.convt3 = nn.ConvTranspose2d(64, 1, 4, 2, 1)
+        self.slope = slope
 
     def forward(self, z):
-        return self.model(z).reshape((z.shape[0],) + self.shape)
+        x = F.relu(self.dense(z)).reshape(z.shape[0], 256, 4, 4)
+        x = F.leaky_relu(self.bn1(self.convt1(x)), self.slope)
+        x = F.leaky_relu(self.bn2(self.convt2(x)), self.slope)
+        return torch.tanh(self.convt3(x))
 
 
-class MLPD(nn.Module):
-    """Seed 003's D: Dense 512, LReLU 0.2, Dense 256, LReLU 0.2, Dense 1, Sigmoid."""
+class DCGAN28Discriminator(nn.Module):
+    """Seed 002's D: SAME convs k4 s2 28 -> 14 -> 7 -> 4 with LReLU 0.2, Dense to one logit."""
 
-    def __init__(self, p):
+    def __init__(self, slope=0.2):
         super().__init__()
-        dims = (p.channels * p.image_size ** 2,) + tuple(p.d_hidden)
-        mods = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-        mods += [nn.Linear(dims[-1], 1), nn.Sigmoid()]
-        self.model = nn.Sequential(*mods)
+        self.conv1 = SameConv2d(1, 64, 4, 2)
+        self.conv2 = SameConv2d(64, 128, 4, 2)
+        self.conv3 = SameConv2d(128, 256, 4, 2)
+        self.dense = nn.Linear(256 * 4 * 4, 1)
+        self.slope = slope
 
     def forward(self, x):
-        return self.model(x.reshape(x.shape[0], -1))
+        x = F.leaky_relu(self.conv1(x), self.slope)
+        x = F.leaky_relu(self.conv2(x), self.slope)
+        x = F.leaky_relu(self.conv3(x), self.slope)
+        return self.dense(x.reshape(x.shape[0], -1))
+
+
+# Keras BatchNormalization(momentum=0.8, epsilon=1e-3): torch's momentum weighs the batch term.
+_KERAS_BN = dict(momentum=0.2, eps=1e-3)
+
+
+class DCGAN128RGBGenerator(nn.Module):
+    """Seed 001's G: Dense to 128x32x32, ReLU; BN, up 2x, conv 128 SAME, ReLU; BN, up, conv 64, ReLU; BN, conv 3, tanh."""
+
+    def __init__(self, z_dim=100):
+        super().__init__()
+        self.dense = nn.Linear(z_dim, 128 * 32 * 32)
+        self.bn1 = _bn(128, **_KERAS_BN)
+        self.conv1 = SameConv2d(128, 128, 3, 1)
+        self.bn2 = _bn(128, **_KERAS_BN)
+        self.conv2 = SameConv2d(128, 64, 3, 1)
+        self.bn3 = _bn(64, **_KERAS_BN)
+        self.conv3 = SameConv2d(64, 3, 3, 1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, z):
+        x = F.relu(self.dense(z)).reshape(z.shape[0], 128, 32, 32)
+        x = F.relu(self.conv1(self.up(self.bn1(x))))
+        x = F.relu(self.conv2(self.up(self.bn2(x))))
+        return torch.tanh(self.conv3(self.bn3(x)))
+
+
+class DCGAN128RGBDiscriminator(nn.Module):
+    """Seed 001's D: SAME convs with LReLU 0.2 and dropout, a right/bottom zero pad after the second,
+    BN after the second and third, Dense, sigmoid."""
+
+    def __init__(self, dropout=0.25, slope=0.2):
+        super().__init__()
+        self.conv1 = SameConv2d(3, 32, 3, 2)
+        self.conv2 = SameConv2d(32, 64, 3, 2)
+        self.pad2 = nn.ZeroPad2d((0, 1, 0, 1))  # (left, right, top, bottom)
+        self.bn2 = _bn(64, **_KERAS_BN)
+        self.conv3 = SameConv2d(64, 128, 3, 2)
+        self.bn3 = _bn(128, **_KERAS_BN)
+        self.conv4 = SameConv2d(128, 256, 3, 1)
+        self.dense = nn.Linear(256 * 17 * 17, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.slope = slope
+
+    def forward(self, x):
+        x = self.dropout(F.leaky_relu(self.conv1(x), self.slope))
+        x = self.bn2(self.dropout(F.leaky_relu(self.pad2(self.conv2(x)), self.slope)))
+        x = self.bn3(self.dropout(F.leaky_relu(self.conv3(x), self.slope)))
+        x = self.dropout(F.leaky_relu(self.conv4(x), self.slope))
+        return torch.sigmoid(self.dense(x.reshape(x.shape[0], -1)))
+
+
+class MLPGenerator(nn.Module):
+    """Seed 003's G: Dense, ReLU, BatchNorm1d (x3), Dense, tanh, reshape."""
+
+    def __init__(self, z_dim=128, image_shape=(1, 28, 28)):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.dense1 = nn.Linear(z_dim, 256)
+        self.bn1 = nn.BatchNorm1d(256)
+        self.dense2 = nn.Linear(256, 512)
+        self.bn2 = nn.BatchNorm1d(512)
+        self.dense3 = nn.Linear(512, 1024)
+        self.bn3 = nn.BatchNorm1d(1024)
+        self.dense4 = nn.Linear(1024, int(np.prod(self.image_shape)))
+
+    def forward(self, z):
+        x = self.bn1(F.relu(self.dense1(z)))
+        x = self.bn2(F.relu(self.dense2(x)))
+        x = self.bn3(F.relu(self.dense3(x)))
+        return torch.tanh(self.dense4(x)).reshape((z.shape[0],) + self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Seed 003's D: Dense 512, LReLU 0.2, Dense 256, LReLU 0.2, Dense 1, sigmoid."""
+
+    def __init__(self, image_shape=(1, 28, 28)):
+        super().__init__()
+        self.dense1 = nn.Linear(int(np.prod(image_shape)), 512)
+        self.dense2 = nn.Linear(512, 256)
+        self.dense3 = nn.Linear(256, 1)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.dense1(x.reshape(x.shape[0], -1)), 0.2)
+        x = F.leaky_relu(self.dense2(x), 0.2)
+        return torch.sigmoid(self.dense3(x))
+
+
+FAMILIES = {
+    "mlp": (MLPGenerator, MLPDiscriminator),
+    "dcgan_digits8": (DCGAN8Generator, DCGAN8Discriminator),
+    "dcgan_mnist28": (DCGAN28Generator, DCGAN28Discriminator),
+    "dcgan64": (DCGAN64Generator, DCGAN64Discriminator),
+    "dcgan128_rgb": (DCGAN128RGBGenerator, DCGAN128RGBDiscriminator),
+}
 
 
 def build(preset):
     """(G, D) torch modules for ``preset`` (torch's default init, train mode)."""
-    if preset.family == "mlp":
-        return MLPG(preset), MLPD(preset)
-    return ConvG(preset), ConvD(preset)
+    from ms_gan.models.registry import network_kwargs
+
+    g_cls, d_cls = FAMILIES[preset.family]
+    return g_cls(**network_kwargs(preset, "G")), d_cls(**network_kwargs(preset, "D"))
 
 
 def primary(out):

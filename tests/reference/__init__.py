@@ -1,1 +1,0 @@
-"""PyTorch reference implementations of every preset (tests and benchmarks only; never imported by ms_gan)."""
