@@ -4,7 +4,7 @@
 
 For each preset a checkpoint is made by a 1-step training run (``ms-gan train --max-steps 1``),
 exported with ``ms_gan.export.export(..., fmt="MINDIR")`` and loaded with
-``ms_gan.export.load_mindir``. Each preset runs in its own subprocess; times are medians of
+``ms_gan.generate.load_mindir``. Each preset runs in its own subprocess; times are medians of
 ``--repeats`` calls of one batch after warm-up, including the host copy of the images.
 The exported graph is checked against the Cell (max |difference|). Writes
 ``OUT/inference_throughput.{json,md}``.
@@ -34,8 +34,8 @@ def worker(preset_name, batch, repeats, threads, tmp):
     import mindspore as ms
 
     from ms_gan import device
-    from ms_gan.export import export, load_mindir
-    from ms_gan.generate import load_generator, noise
+    from ms_gan.export import export
+    from ms_gan.generate import load_generator, load_mindir, noise
     from ms_gan.models import primary
 
     device.setup("CPU", mode="pynative", threads=threads)

@@ -11,8 +11,14 @@ the user has not set the variable already:
   point (CLI, scripts, library use).
 * ``GLOG_v=3``: MindSpore logs many framework WARNINGs to stderr at its default
   level; errors still show. Set ``GLOG_v=2`` to see them again.
+
+It also checks NumPy's major version (:func:`numpy_problem`): MindSpore 2.10's C
+extension is built against NumPy 1, and under NumPy 2 every command dies later in
+a ``SystemError ... pyboost_reshape ... returned a result with an exception set``.
 """
+import importlib.util
 import os
+import re
 import sys
 
 ONEDNN_ISA_DEFAULT = "AVX2"
@@ -30,6 +36,46 @@ def prepare():
     return changed
 
 
-def mindspore_loaded_before_us():
-    """True when MindSpore was imported before ms_gan (the ISA setting may come too late)."""
-    return "mindspore" in sys.modules
+NUMPY_MAX_MAJOR = 1
+
+
+def numpy_version():
+    """The version of the NumPy that ``import numpy`` would load, or None when there is none.
+
+    Read without importing NumPy when it can be (``ms-gan --help`` stays instant): from the
+    ``numpy-X.dist-info`` beside the package pip installed. Falls back to importing it
+    (a source tree or an unusual layout) and reading ``numpy.__version__``.
+    """
+    module = sys.modules.get("numpy")
+    if module is None:
+        spec = importlib.util.find_spec("numpy")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        site = os.path.dirname(list(spec.submodule_search_locations)[0])
+        try:
+            found = [m.group(1) for m in map(re.compile(r"numpy-([^-]+)\.dist-info$").match, os.listdir(site)) if m]
+        except OSError:
+            found = []
+        if len(found) == 1:
+            return found[0]
+        import numpy as module
+    return str(getattr(module, "__version__", "0"))
+
+
+def numpy_problem():
+    """One sentence when the installed NumPy cannot work with MindSpore 2.10, else None."""
+    version = numpy_version()
+    if version is None:
+        return None
+    major = re.match(r"\d+", version)
+    if major is None or int(major.group()) <= NUMPY_MAX_MAJOR:
+        return None
+    return f"NumPy {version} is installed; MindSpore 2.10 needs numpy<2: pip install 'numpy<2'"
+
+
+def running_cli():
+    """True when this process is the ``ms-gan`` command (console script or ``python -m ms_gan``)."""
+    if os.path.basename(sys.argv[0]) in ("ms-gan", "ms-gan.exe"):
+        return True
+    argv = list(getattr(sys, "orig_argv", []))
+    return any(a == "-m" and argv[i + 1:i + 2] == ["ms_gan"] or a == "-mms_gan" for i, a in enumerate(argv))

@@ -334,7 +334,7 @@ def _one_state(path, role, already):
 def torch_file_to_checkpoint(out, preset_name, path=None, g_path=None, d_path=None):
     """Write an ms_gan checkpoint from PyTorch file(s); returns (out, info)."""
     from ms_gan import presets
-    from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan import checkpoint as ckpt_io
 
     preset = presets.get(preset_name)
     g_state = d_state = flat = None
@@ -411,7 +411,7 @@ def checkpoint_to_torch(ckpt, out=None, g_out=None, d_out=None, naming="referenc
     torch = _torch()
     from ms_gan.generate import preset_from_meta
     from ms_gan.models import build_discriminator, build_generator
-    from ms_gan.train import checkpoint as ckpt_io
+    from ms_gan import checkpoint as ckpt_io
 
     path = ckpt_io.resolve(ckpt)
     params, meta = ckpt_io.load(path)
@@ -431,70 +431,6 @@ def checkpoint_to_torch(ckpt, out=None, g_out=None, d_out=None, naming="referenc
         raise UserError(f"{path} holds no discriminator weights to write to {d_out}")
     for target, obj in ((out, result), (g_out, result.get("G")), (d_out, result.get("D"))):
         if target is not None:
-            folder = os.path.dirname(os.path.abspath(target))
-            os.makedirs(folder, exist_ok=True)
-            torch.save(obj, target)
+            with ckpt_io.atomic_output(target) as tmp:
+                torch.save(obj, tmp)
     return result
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "convert", help="convert PyTorch weights to an ms_gan checkpoint, or back (needs torch)",
-        description="PyTorch -> MindSpore: --from-torch FILE.pt (G, D or both) or --g FILE --d FILE, with "
-                    "--preset and --out FILE.ckpt. MindSpore -> PyTorch: --to-torch CKPT with --out FILE.pt "
-                    "({'G': sd, 'D': sd}) and/or --g/--d FILE.pt (one state_dict each).")
-    p.add_argument("--from-torch", metavar="FILE.pt", default=None, help="PyTorch file with G, D or both")
-    p.add_argument("--to-torch", metavar="CKPT", default=None, help="ms_gan checkpoint or run directory")
-    p.add_argument("--g", metavar="FILE.pt", default=None,
-                   help="G's state_dict file: input (with --preset) or, with --to-torch, output")
-    p.add_argument("--d", metavar="FILE.pt", default=None, help="D's state_dict (input or output, like --g)")
-    p.add_argument("--preset", default=None, help="preset the PyTorch weights belong to (PyTorch -> MindSpore)")
-    p.add_argument("--out", default=None, help="output .ckpt (from torch) or .pt (to torch)")
-    p.add_argument("--inception-weights", metavar="FILE.pth", default=None,
-                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: write it as a MindSpore .ckpt "
-                        "(with --out) for 'ms-gan eval --extractor inception'")
-    p.add_argument("--naming", choices=NAMINGS, default="reference",
-                   help="key names written with --to-torch: ms_gan's module paths (default) or the seed "
-                        "article's PyTorch code (dcgan_digits8, dcgan64, sagan64)")
-    p.set_defaults(func=cmd_convert)
-
-
-def cmd_convert(args):
-    if args.inception_weights is not None:
-        from ms_gan.eval.inception import convert_torch_file
-
-        if any(v is not None for v in (args.from_torch, args.to_torch, args.g, args.d, args.preset)):
-            raise UserError("--inception-weights converts the Inception weights alone; give only --out with it")
-        if args.out is None:
-            raise UserError("--inception-weights needs --out FILE.ckpt")
-        out, digest = convert_torch_file(args.inception_weights, args.out)
-        print(f"wrote {out}: FID Inception-v3 (2015-12-05), sha256 {digest}")
-        return 0
-    if args.to_torch is not None:
-        if args.from_torch is not None:
-            raise UserError("give either --from-torch or --to-torch, not both")
-        if args.out is None and args.g is None and args.d is None:
-            raise UserError("--to-torch needs --out FILE.pt (or --g/--d FILE.pt)")
-        _torch()
-        result = checkpoint_to_torch(args.to_torch, args.out, args.g, args.d, args.naming)
-        targets = ", ".join(t for t in (args.out, args.g, args.d) if t)
-        sizes = ", ".join(f"{role} {len(sd)} tensors" for role, sd in result.items())
-        print(f"wrote {sizes} ({args.naming} naming) to {targets}")
-        return 0
-    if args.from_torch is None and args.g is None and args.d is None:
-        raise UserError("nothing to convert: give --from-torch FILE.pt, --g/--d FILE.pt, or --to-torch CKPT")
-    if args.preset is None:
-        raise UserError("--preset is required to convert PyTorch weights (ms-gan presets lists them)")
-    if args.out is None:
-        raise UserError("--out FILE.ckpt is required")
-    if args.naming != "reference":
-        raise UserError("--naming applies to --to-torch only (the input naming is detected)")
-    _torch()
-    out, info = torch_file_to_checkpoint(args.out, args.preset, args.from_torch, args.g, args.d)
-    namings = ", ".join(f"{role} ({info['naming'][role]} naming)" for role in info["roles"])
-    print(f"wrote {out}: preset {args.preset}, {namings}")
-    return 0
-

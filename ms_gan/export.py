@@ -18,30 +18,24 @@
   and overrides, the network, the input shape and the source checkpoint, so
   ``ms-gan sample --mindir FILE`` needs no model code and no flags.
 """
-import json
 import os
+import shutil
+import tempfile
 
+from ms_gan import checkpoint as ckpt_io
 from ms_gan.errors import UserError
+from ms_gan.generate import SIDECAR_FORMAT, load_network, sidecar_path
 
 FORMATS = ("MINDIR", "ONNX")
 SUFFIX = {"MINDIR": ".mindir", "ONNX": ".onnx"}
-SIDECAR_FORMAT = "ms_gan-export-1"
 # Fixed batch of the ONNX export before the repair makes it symbolic. A prime no
 # layer of any preset uses as a size, so that a Reshape target equal to it can only
 # be the batch dimension.
 ONNX_EXPORT_BATCH = 13
-ONNX_INSTALL_HINT = "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' (both work with numpy<2)"
-
-
-def sidecar_path(path):
-    """The JSON metadata file written next to an exported model."""
-    return path + ".json"
-
-
-def file_sha256(path):
-    from ms_gan.train.checkpoint import file_sha256 as _sha
-
-    return _sha(path)
+# The pyproject 'onnx' extra; numpy<2 in the same command keeps pip from upgrading NumPy (onnx's
+# ml_dtypes otherwise pulls NumPy 2, which MindSpore 2.10 cannot run with).
+ONNX_INSTALL_HINT = ("pip install -e '.[onnx]' in the ms_gan source folder, or "
+                     "pip install 'onnx==1.23.2' 'onnxruntime==1.32.0' 'numpy<2'")
 
 
 # ---------------------------------------------------------------------------- export-ready networks
@@ -152,13 +146,6 @@ def export_ready(net, onnx=False):
     return wrapper
 
 
-def load_network(ckpt, net="g", use_ema=True):
-    """(preset, network in eval mode, meta, checkpoint path) of G or D from a checkpoint."""
-    from ms_gan.generate import load_network as _load
-
-    return _load(ckpt, net, use_ema)
-
-
 def input_shape(preset, net="g", batch=None):
     return [batch, preset.z_dim] if net == "g" else [batch, preset.channels, preset.image_size, preset.image_size]
 
@@ -196,8 +183,6 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
         _require_onnx()
     preset, cell, meta, path = load_network(ckpt, net, use_ema)
     out = _with_suffix(out or f"{preset.name}_{net}", fmt)
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)
     # The reference for the ONNX check comes from the network as trained, before
     # export_ready swaps layers, at a batch other than the export's.
@@ -208,38 +193,42 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
 
         check_y = primary(cell(ms.Tensor(check_x))).asnumpy()
     wrapper = export_ready(cell, onnx=fmt == "ONNX")
-    base = out[: -len(SUFFIX[fmt])]
     result = {"path": out, "sidecar": sidecar_path(out), "preset": preset.name, "net": net, "format": fmt}
-    if fmt == "MINDIR":
-        spec = ms.Tensor(shape=input_shape(preset, net), dtype=ms.float32)
-        ms.export(wrapper, spec, file_name=base, file_format="MINDIR")
-    else:
-        example = rng.standard_normal(input_shape(preset, net, ONNX_EXPORT_BATCH)).astype(np.float32)
-        ms.export(wrapper, ms.Tensor(example), file_name=base, file_format="ONNX")
-        repair_onnx(out, ONNX_EXPORT_BATCH)
-        result["max_abs_diff"] = None
-        if check_y is not None:
-            expected = check_y
-            got = run_onnx(out, check_x)
-            diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-            # Relative: a fresh spectrally normalised D outputs values near 1e6.
-            if not diff <= 1e-4 * max(1.0, float(np.max(np.abs(expected)))):
-                raise UserError(f"the repaired ONNX file {out} does not reproduce the network "
-                                f"(max abs difference {diff}); please report this with the preset name")
-            result["max_abs_diff"] = diff
-    if not os.path.isfile(out):
-        raise UserError(f"MindSpore did not write {out}")
+    with ckpt_io.atomic_output(out) as tmp, tempfile.TemporaryDirectory(prefix="ms_gan_export_") as scratch:
+        # MindSpore's file-name check refuses spaces and non-ASCII characters (issue 12):
+        # it writes under a plain temporary name, then the file moves into place.
+        base = os.path.join(scratch, "net")
+        if fmt == "MINDIR":
+            spec = ms.Tensor(shape=input_shape(preset, net), dtype=ms.float32)
+            ms.export(wrapper, spec, file_name=base, file_format="MINDIR")
+        else:
+            example = rng.standard_normal(input_shape(preset, net, ONNX_EXPORT_BATCH)).astype(np.float32)
+            ms.export(wrapper, ms.Tensor(example), file_name=base, file_format="ONNX")
+        written = base + SUFFIX[fmt]
+        if not os.path.isfile(written):
+            raise UserError(f"MindSpore did not write {out}")
+        if fmt == "ONNX":
+            repair_onnx(written, ONNX_EXPORT_BATCH)
+            result["max_abs_diff"] = None
+            if check_y is not None:
+                expected = check_y
+                got = run_onnx(written, check_x)
+                diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+                # Relative: a fresh spectrally normalised D outputs values near 1e6.
+                if not diff <= 1e-4 * max(1.0, float(np.max(np.abs(expected)))):
+                    raise UserError(f"the repaired ONNX file {out} does not reproduce the network "
+                                    f"(max abs difference {diff}); please report this with the preset name")
+                result["max_abs_diff"] = diff
+        shutil.copyfile(written, tmp)
     sidecar = {
         "format": SIDECAR_FORMAT, "model_format": fmt, "net": net, "preset": preset.name,
         "overrides": meta.get("overrides", {}), "input_shape": input_shape(preset, net),
         "input": "noise (N, z_dim) from the preset's distribution" if net == "g" else "images (N, C, H, W) in [-1, 1]",
         "output": "images (N, C, H, W) in [-1, 1]" if net == "g" else f"D output (N, 1), a {preset.d_output}",
         "source_checkpoint": os.path.abspath(path), "step": meta.get("step"), "epoch": meta.get("epoch"),
-        "sha256": file_sha256(out), "mindspore": ms.__version__,
+        "sha256": ckpt_io.file_sha256(out), "mindspore": ms.__version__,
     }
-    with open(sidecar_path(out), "w") as f:
-        json.dump(sidecar, f, indent=2, sort_keys=True)
-        f.write("\n")
+    ckpt_io.write_json(sidecar_path(out), sidecar)
     return result
 
 
@@ -411,91 +400,3 @@ def run_onnx(path, x):
     return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-# ---------------------------------------------------------------------------- inference from MindIR
-
-
-def read_sidecar(path):
-    """The metadata written next to an exported model; UserError when missing or foreign."""
-    meta_path = sidecar_path(path)
-    if not os.path.isfile(meta_path):
-        raise UserError(f"{path} has no metadata file {meta_path}: export it with 'ms-gan export', "
-                        f"which writes both")
-    try:
-        with open(meta_path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {meta_path}: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
-        raise UserError(f"{meta_path} is not an ms_gan export description ({SIDECAR_FORMAT})")
-    return meta
-
-
-def load_mindir(path):
-    """(callable G, preset) from an exported generator ``.mindir`` and its JSON sidecar.
-
-    The callable is an ``nn.GraphCell`` over ``mindspore.load(path)``: it takes a
-    float32 Tensor (N, z_dim) for any N and returns images (N, C, H, W) in [-1, 1].
-    """
-    import mindspore as ms
-    from mindspore import nn
-
-    from ms_gan import presets
-
-    if path is None or not os.path.isfile(path):
-        raise UserError(f"MindIR file {path!r} does not exist")
-    if not str(path).lower().endswith(".mindir"):
-        raise UserError(f"{path} is not a .mindir file (ONNX files run with onnxruntime, see the README)")
-    meta = read_sidecar(path)
-    if meta.get("net") != "g":
-        raise UserError(f"{path} holds the discriminator; sampling needs a generator "
-                        f"(ms-gan export --net g)")
-    preset = presets.override(presets.get(meta["preset"]), **meta.get("overrides", {}))
-    try:
-        graph = ms.load(path)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"cannot load MindIR {path}: {first[:160]}") from None
-    G = nn.GraphCell(graph)
-    G.set_train(False)
-    return G, preset
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def cmd_export(args):
-    from ms_gan.cli import _setup_device
-
-    fmt = args.format.upper()
-    if fmt == "ONNX":
-        _require_onnx()
-    if args.out is not None and not args.out.lower().endswith(SUFFIX[fmt]) and os.path.splitext(args.out)[1]:
-        raise UserError(f"--out {args.out!r} does not end in {SUFFIX[fmt]} (the {fmt} suffix)")
-    _setup_device(args)
-    result = export(args.ckpt, fmt, args.out, args.net, use_ema=not args.no_ema)
-    what = "generator" if result["net"] == "g" else "discriminator"
-    line = f"exported the {what} of {result['preset']} to {result['path']} (metadata: {result['sidecar']})"
-    if fmt == "ONNX":
-        diff = result.get("max_abs_diff")
-        line += ("; onnxruntime not installed, not verified" if diff is None
-                 else f"; onnxruntime matches the checkpoint (max abs diff {diff:.2e})")
-    print(line)
-    return 0
-
-
-def register(subparsers):
-    """Add ``ms-gan export``."""
-    from ms_gan.cli import _add_device_flags
-
-    p = subparsers.add_parser("export", help="export G (or D) of a checkpoint to MindIR or ONNX")
-    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (its latest checkpoint)")
-    p.add_argument("--format", type=str.upper, choices=FORMATS, default="MINDIR",
-                   help="MINDIR (default, dynamic batch) or ONNX (needs the optional onnx package)")
-    p.add_argument("--out", default=None, help="output file (default PRESET_NET.mindir/.onnx); "
-                                               "a FILE.json with its metadata is written next to it")
-    p.add_argument("--no-ema", action="store_true", help="export G's raw weights even if the checkpoint has an EMA")
-    p.add_argument("--net", type=str.lower, choices=("g", "d"), default="g",
-                   help="g: the generator, input noise (N, z_dim) (default); d: the discriminator, "
-                        "input images (N, C, H, W)")
-    _add_device_flags(p, with_mode=False)
-    p.set_defaults(func=cmd_export)

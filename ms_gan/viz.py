@@ -4,9 +4,9 @@ Images come in as float arrays (N, C, H, W) in [-1, 1] (the generators' tanh ran
 Grids are assembled with NumPy and written with Pillow; plots use Matplotlib's Agg
 backend (no display needed).
 """
-import os
-
 import numpy as np
+
+from ms_gan.checkpoint import atomic_output
 
 
 def to_uint8(images):
@@ -30,15 +30,13 @@ def save_image(array, path, min_size=0):
     """Write an (H, W, C) uint8 array as PNG/JPG; upscale small pictures by an integer factor."""
     from PIL import Image
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pic = array[..., 0] if array.shape[-1] == 1 else array
     im = Image.fromarray(pic)
     if min_size and max(im.size) < min_size:
         factor = -(-min_size // max(im.size))
         im = im.resize((im.size[0] * factor, im.size[1] * factor), Image.NEAREST)
-    tmp = path + ".tmp" + os.path.splitext(path)[1]
-    im.save(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        im.save(tmp)
     return path
 
 
@@ -74,11 +72,11 @@ def _save_figure(fig, path):
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return path
 
 

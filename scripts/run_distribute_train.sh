@@ -51,8 +51,9 @@ is_count "$NUM_WORKERS" || fail "NUM_WORKERS must be a whole number >= 1, got '$
 
 PYTHON=${PYTHON:-$(command -v python3)}
 [ -n "$PYTHON" ] || fail "no python3 on PATH; set PYTHON to the interpreter that has ms_gan installed"
-PY_EXE=$("$PYTHON" -c 'import sys, ms_gan; print(sys.executable)' 2>/dev/null) ||
-    fail "$PYTHON cannot import ms_gan; set PYTHON to the interpreter that has ms_gan installed"
+PY_EXE=$("$PYTHON" -c 'import sys, ms_gan; print(sys.executable)' 2>&1) ||
+    fail "$PYTHON cannot import ms_gan ($(echo "$PY_EXE" | tail -n 1)); set PYTHON to the interpreter that" \
+         "has ms_gan installed"
 PY_DIR=$(dirname "$PY_EXE")
 # msrun starts the workers as 'python' or 'python3' found on PATH: put this interpreter's
 # directory first so they run the same interpreter (and its site-packages) as we do.
@@ -111,8 +112,19 @@ echo "msrun: $NUM_WORKERS worker(s) ($LOCAL_WORKERS here, node $NODE_RANK), sche
     >>"$MSRUN_LOG" 2>&1 &
 msrun_pid=$!
 trap 'kill -INT $msrun_pid 2>/dev/null' INT TERM
-# msrun's own output (it includes the workers' logs) on our console.
-tail -n +1 -f --pid=$msrun_pid "$MSRUN_LOG" 2>/dev/null | grep -v --line-buffered '^\[INFO\]' &
+# msrun's own output (it includes the workers' logs) on our console, without: INFO lines; the
+# workers' one-line user errors, msrun's "exit with exception. Error code: 2" about them and about
+# the scheduler the watchdog then stops (the first such error is printed once at the end); msrun's
+# own traceback ("Distributed job exited with exception", which says nothing the summary below does not).
+tail -n +1 -f --pid=$msrun_pid "$MSRUN_LOG" 2>/dev/null | awk '
+    /^\[INFO\]/ || /^ms-gan: error:/ { next }
+    /^\[ERROR\] ME.*exit with exception\. Error code: 2\./ { user_error = 1; next }
+    user_error && /^\[ERROR\] ME.*Scheduler process [0-9]+ exit with exception/ { next }  # stopped below
+    /^Traceback \(most recent call last\):/ { held = $0; holding = 1; next }
+    holding && /^[ \t]/ { held = held "\n" $0; next }
+    holding { holding = 0; if ($0 !~ /Distributed job exited with exception/) print held "\n" $0; fflush(); next }
+    { print; fflush() }
+    END { if (holding) print held }' &
 
 # Watchdog: when a worker fails, msrun kills the others but then waits for its scheduler,
 # which, if the worker died before joining, waits for it until CLUSTER_TIMEOUT. Stop the
@@ -138,6 +150,16 @@ rc=$?
 set -e
 sleep 0.2   # let the console tail flush
 if [ $rc -ne 0 ]; then
+    # A user mistake (bad data, flags, paths) stops every worker with the same one-line
+    # 'ms-gan: error: ...' in its log: show the first worker's, exit 2 like ms-gan itself.
+    user_error=
+    for ((rank = 0; rank < NUM_WORKERS; rank++)); do
+        user_error=$(grep -m1 '^ms-gan: error:' "$LOG_DIR/worker_$rank.log" 2>/dev/null) && break
+    done
+    if [ -n "$user_error" ]; then
+        echo "$user_error" >&2
+        exit 2
+    fi
     echo >&2
     echo "run_distribute_train.sh: distributed training failed (msrun exit code $rc)" >&2
     shown=0

@@ -62,7 +62,9 @@ def test_to_torch_and_back(tmp_path, capsys):
                           "convt_3.weight"]
     both = torch.load(tmp_path / "both.pt", weights_only=True)
     assert set(both) == {"G", "D"} and torch.equal(both["D"]["conv_2.weight"], tD.state_dict()["conv2.weight"])
-    assert "wrote G 6 tensors, D 6 tensors (article naming)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote G 6 tensors, D 6 tensors to {tmp_path / 'both.pt'}; G 6 tensors to {tmp_path / 'G2.pt'} " \
+           f"(article naming)" in out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -15,9 +15,10 @@ import mindspore as ms
 
 from ms_gan import presets
 from ms_gan.errors import UserError
-from ms_gan.export import export, input_shape, load_mindir, repair_onnx, run_onnx
+from ms_gan.export import export, input_shape, repair_onnx, run_onnx
+from ms_gan.generate import load_mindir
 from ms_gan.models import build, primary
-from ms_gan.train import checkpoint
+from ms_gan import checkpoint
 
 BATCHES = (1, 2, 7, 64)
 
@@ -130,7 +131,8 @@ def test_unrepaired_onnx_is_rejected_by_onnxruntime(checkpoints, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     path, G, _ = checkpoints["dcgan_digits8"]
     wrapper_out = str(tmp_path / "raw")
-    from ms_gan.export import ONNX_EXPORT_BATCH, export_ready, load_network
+    from ms_gan.export import ONNX_EXPORT_BATCH, export_ready
+    from ms_gan.generate import load_network
 
     _, cell, _, _ = load_network(path, "g")
     z = _inputs(presets.get("dcgan_digits8"), "g", ONNX_EXPORT_BATCH)

@@ -11,6 +11,6 @@ Sources (the ``--data`` flag):
 * a folder tree of png/jpg/bmp images: ``GeneratorDataset`` over the decoded images.
 * a ``.npy``/``.npz`` file of images: ``GeneratorDataset`` over the array.
 """
-from ms_gan.data.pipeline import ImagePipeline, ImageSpec, build_pipeline, describe_source, load_images, resolve_source
+from ms_gan.data.pipeline import ImagePipeline, ImageSpec, describe_source, load_images, resolve_source
 
-__all__ = ["ImagePipeline", "ImageSpec", "build_pipeline", "describe_source", "load_images", "resolve_source"]
+__all__ = ["ImagePipeline", "ImageSpec", "describe_source", "load_images", "resolve_source"]

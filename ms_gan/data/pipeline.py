@@ -54,15 +54,19 @@ def resolve_source(data):
     return "folder", path
 
 
-def describe_source(data):
+def describe_source(data, spec=None):
+    """What ``data`` is, for the run's first log line; for an image folder with ``spec``, also
+    which image sizes are resized to the preset's (read from the file headers only)."""
     kind, path = resolve_source(data)
-    return "built-in 8x8 digits (1,797 images)" if kind == "builtin" else f"{kind} {path}"
+    if kind == "builtin":
+        return "built-in 8x8 digits (1,797 images)"
+    if kind == "folder" and spec is not None:
+        return f"folder {path} ({sources.describe_sizes(sources.image_sizes(path), spec.size)})"
+    return f"{kind} {path}"
 
 
 def _to_spec(images01, spec):
     """(N,H,W,C) floats in [0,1] -> (N,C,S,S) float32 in [-1,1] for ``spec``."""
-    from PIL import Image
-
     n, h, w, c = images01.shape
     if c != spec.channels:
         if spec.channels == 3:
@@ -70,12 +74,7 @@ def _to_spec(images01, spec):
         else:  # ITU-R 601-2 luma, the transform Pillow's convert('L') applies
             images01 = images01 @ np.array([0.299, 0.587, 0.114])[:, None]
     if (h, w) != (spec.size, spec.size):
-        out = np.empty((n, spec.size, spec.size, spec.channels), dtype=np.float64)
-        for i in range(n):
-            for ch in range(spec.channels):
-                im = Image.fromarray(images01[i, :, :, ch].astype(np.float32), mode="F")
-                out[i, :, :, ch] = np.asarray(im.resize((spec.size, spec.size), Image.BILINEAR))
-        images01 = np.clip(out, 0.0, 1.0)
+        images01 = np.stack([sources.resize01(image, spec.size, spec.size) for image in images01])
     # The recipes all map [0, max] linearly onto [-1, 1] (x/16*2-1, x/127.5-1,
     # (x/255-0.5)/0.5): computed in float64, then cast, like the articles' NumPy code.
     return (images01 * 2.0 - 1.0).transpose(0, 3, 1, 2).astype(np.float32)
@@ -94,7 +93,7 @@ def load_images(data, spec, usage="train"):
     elif kind == "mnist":
         images01, labels = sources.read_mnist(path, usage)
     elif kind == "folder":
-        images01, labels = sources.read_folder(path, spec.channels)
+        images01, labels = sources.read_folder(path, spec.channels, spec.size)
     else:
         images01, labels = sources.read_array(path)
     return _to_spec(images01, spec), (None if labels is None else np.asarray(labels, dtype=np.int64))
@@ -209,8 +208,3 @@ class ImagePipeline:
 
 def _gray_to_rgb(image):
     return np.repeat(image, 3, axis=0)
-
-
-def build_pipeline(data, spec, batch_size, **kwargs):
-    """Shorthand for :class:`ImagePipeline`."""
-    return ImagePipeline(data, spec, batch_size, **kwargs)

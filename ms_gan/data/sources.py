@@ -61,22 +61,16 @@ def prepare_mnist_dir(path, usage="train"):
     elif all(os.path.isfile(p) or os.path.isfile(p + ".gz") for p in plain):
         key = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16]
         folder = os.path.join(_cache_root(), "mnist", key)
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the cache folder {folder} for the decompressed MNIST files "
+                            f"({exc.strerror}); set MS_GAN_CACHE to a writable folder") from None
         for src in plain:
             dst = os.path.join(folder, os.path.basename(src))
-            if os.path.isfile(src):
-                if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
-                    shutil.copyfile(src, dst)
-                continue
-            if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(src + ".gz"):
-                tmp = dst + ".tmp"
-                try:
-                    with gzip.open(src + ".gz", "rb") as fin, open(tmp, "wb") as fout:
-                        shutil.copyfileobj(fin, fout)
-                except (OSError, EOFError) as exc:
-                    raise UserError(f"cannot decompress {src}.gz ({exc}); replace it or put the "
-                                    f"uncompressed {os.path.basename(src)} beside it") from None
-                os.replace(tmp, dst)
+            packed = src if os.path.isfile(src) else src + ".gz"
+            if not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(packed):
+                _cache_file(packed, dst)
     else:
         missing = [n for n, p in zip(names, plain) if not (os.path.isfile(p) or os.path.isfile(p + ".gz"))]
         raise UserError(f"MNIST folder {path!r} lacks {', '.join(missing)} (plain or .gz); "
@@ -87,6 +81,30 @@ def prepare_mnist_dir(path, usage="train"):
         raise UserError(f"MNIST files disagree: {names[0]} holds {n_images} images but "
                         f"{names[1]} holds {n_labels} labels")
     return folder
+
+
+def _cache_file(src, dst):
+    """Copy ``src`` (decompressed when it ends in .gz) to ``dst`` atomically.
+
+    Every process writes its own temporary file and renames it into place, so ranks of a
+    distributed run filling the same fresh cache at once never see a half-written file or
+    rename each other's temporary away (a shared ``dst.tmp`` failed 1 launch in 3).
+    """
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}.", suffix=".tmp", dir=os.path.dirname(dst))
+    try:
+        with os.fdopen(fd, "wb") as fout, (gzip.open(src, "rb") if src.endswith(".gz") else open(src, "rb")) as fin:
+            shutil.copyfileobj(fin, fout)
+        os.replace(tmp, dst)
+    except (OSError, EOFError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if src.endswith(".gz"):
+            plain = os.path.basename(src)[:-3]
+            raise UserError(f"cannot decompress {src} ({exc}); replace it or put the uncompressed {plain} "
+                            f"beside it") from None
+        raise UserError(f"cannot copy {src} into the cache {os.path.dirname(dst)} ({exc})") from None
 
 
 def _check_idx(path, magic, ndim):
@@ -142,16 +160,87 @@ def list_images(root):
     return files
 
 
-def read_folder(root, channels):
+def _bit_depth_max(im):
+    """The value of full white in a Pillow image: 65535 for 16-bit modes, 255 otherwise.
+
+    Pillow opens a 16-bit grayscale PNG as mode 'I;16' (or 'I' for some encoders);
+    ``convert('L')`` clips those values to 255, which made every such image all white.
+    """
+    return 65535.0 if im.mode == "I" or im.mode.startswith("I;16") else 255.0
+
+
+def decode_image(im, channels):
+    """A Pillow image -> float64 (H, W, channels) in [0, 1], scaled by its true bit depth."""
+    if _bit_depth_max(im) > 255.0:
+        gray = np.asarray(im, dtype=np.float64)
+        if gray.ndim != 2 or gray.min() < 0 or gray.max() > 65535:
+            raise ValueError(f"mode {im.mode} values {gray.min():g}..{gray.max():g} are not 16-bit")
+        arr = gray[..., None] / 65535.0
+        return np.repeat(arr, 3, axis=2) if channels == 3 else arr
+    arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float64) / 255.0
+    return arr.reshape(arr.shape[0], arr.shape[1], channels)
+
+
+def resize01(image, height, width):
+    """Resize float (H, W, C) in [0, 1] with Pillow's bilinear filter (per channel, float32), clipped to [0, 1]."""
+    from PIL import Image
+
+    if image.shape[:2] == (height, width):
+        return image
+    out = np.empty((height, width, image.shape[2]), dtype=np.float64)
+    for ch in range(image.shape[2]):
+        plane = Image.fromarray(np.ascontiguousarray(image[:, :, ch], dtype=np.float32), mode="F")
+        out[:, :, ch] = np.asarray(plane.resize((width, height), Image.BILINEAR))
+    return np.clip(out, 0.0, 1.0)
+
+
+def image_sizes(root):
+    """{(height, width): count} of the images under ``root``, read from the file headers only."""
+    from PIL import Image
+
+    sizes = {}
+    for path in list_images(root):
+        try:
+            with Image.open(path) as im:
+                key = (im.size[1], im.size[0])
+        except Exception:  # unreadable files are named by read_folder
+            continue
+        sizes[key] = sizes.get(key, 0) + 1
+    return sizes
+
+
+def describe_sizes(sizes, size):
+    """One phrase on a folder's image sizes: its size, or how many images are resized from what to what.
+
+    Args:
+        sizes: {(height, width): count} (see :func:`image_sizes`).
+        size: the side every image is resized to (the preset's).
+    """
+    if not sizes:
+        return "no images"
+    target = (int(size), int(size))
+    fmt = lambda hw: f"{hw[0]}x{hw[1]}"  # noqa: E731
+    if len(sizes) == 1:
+        only = next(iter(sizes))
+        return fmt(only) + ("" if only == target else f", resized to {fmt(target)}")
+    resized = sorted(((hw, c) for hw, c in sizes.items() if hw != target), key=lambda kv: (-kv[1], kv[0]))
+    listing = ", ".join(f"{count} at {fmt(hw)}" for hw, count in resized)
+    return (f"mixed image sizes: {sum(c for _, c in resized)} of {sum(sizes.values())} images resized "
+            f"to {fmt(target)} from {listing}")
+
+
+def read_folder(root, channels, size=None):
     """Decode every image under ``root`` with Pillow.
 
-    Images are converted to grayscale ('L') or RGB as ``channels`` asks and must all
-    share one size (resizing to the preset happens later). The label of an image is the
-    index of its first-level sub-folder (class folders, as Keras' flow_from_directory);
-    images directly in ``root`` get label 0.
+    Images become grayscale or RGB as ``channels`` asks, scaled by their bit depth
+    (16-bit PNGs by 65535). Each is resized once, straight from its own size, to
+    ``size`` x ``size`` when given, else to the most common size in the folder
+    (:func:`describe_sizes` says which sizes were resized; the trainer logs it). The
+    label of an image is the index of its first-level sub-folder (class folders, as
+    Keras' flow_from_directory); images directly in ``root`` get label 0.
 
     Raises:
-        UserError: no images, an unreadable file (named), or mixed sizes.
+        UserError: no images or an unreadable file (named).
     """
     from PIL import Image
 
@@ -161,57 +250,85 @@ def read_folder(root, channels):
     classes = sorted({os.path.relpath(f, root).split(os.sep)[0] for f in files
                       if os.sep in os.path.relpath(f, root)})
     class_index = {c: i for i, c in enumerate(classes)}
-    mode = "L" if channels == 1 else "RGB"
-    images, labels, size = [], [], None
+    decoded, labels = [], []
     for path in files:
         try:
             with Image.open(path) as im:
-                im = im.convert(mode)
-                arr = np.asarray(im, dtype=np.uint8)
+                decoded.append(decode_image(im, channels))
         except Exception as exc:  # PIL raises many types for broken files
             raise UserError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}; "
                             f"remove or replace the file") from None
-        if size is None:
-            size = arr.shape[:2]
-        elif arr.shape[:2] != size:
-            # Different sizes are resized to the first one's size so they can be stacked.
-            arr = np.asarray(Image.fromarray(arr).resize((size[1], size[0]), Image.BILINEAR))
-        images.append(arr.reshape(size[0], size[1], channels))
         rel = os.path.relpath(path, root).split(os.sep)
         labels.append(class_index[rel[0]] if len(rel) > 1 else 0)
-    return np.stack(images).astype(np.float64) / 255.0, np.asarray(labels, dtype=np.int64)
+    if size:
+        height = width = int(size)
+    else:
+        counts = {}
+        for arr in decoded:
+            counts[arr.shape[:2]] = counts.get(arr.shape[:2], 0) + 1
+        height, width = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    images = np.stack([resize01(arr, height, width) for arr in decoded])
+    return images, np.asarray(labels, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- arrays
 
 
+LAYOUTS = ("NHWC", "NCHW")
+
+
+def _layout_of(shape, path, given=None):
+    """'NHWC' or 'NCHW' for a 4-D array shape; refuse shapes where both are plausible and none was given."""
+    nhwc, nchw = shape[-1] in (1, 3), shape[1] in (1, 3)
+    if given is not None:
+        if given not in LAYOUTS:
+            raise UserError(f"{path}: layout {given!r} is not one of {', '.join(LAYOUTS)}")
+        if not (nhwc if given == "NHWC" else nchw):
+            raise UserError(f"{path}: shape {shape} cannot be {given} (its channel axis must be 1 or 3)")
+        return given
+    if nhwc and nchw:
+        n, a, b, c = shape
+        raise UserError(f"{path} has shape {shape}, which is both (N,H,W,C) = {a}x{b} images with {c} channels "
+                        f"and (N,C,H,W) = {b}x{c} images with {a} channels; say which in a .npz: "
+                        f"numpy.savez('images.npz', images=array, layout='NHWC') (or layout='NCHW')")
+    if nhwc or nchw:
+        return "NHWC" if nhwc else "NCHW"
+    raise UserError(f"{path} has shape {shape}: expected (N,H,W), (N,H,W,C) or (N,C,H,W) with C 1 or 3")
+
+
 def read_array(path):
     """Load images from ``.npy`` or ``.npz``.
 
-    Accepted layouts: (N,H,W), (N,H,W,C) or (N,C,H,W) with C in {1, 3}. Accepted
-    ranges: integers in 0..255, floats in [0, 1], floats in [-1, 1] (values below 0
-    mean the [-1, 1] convention). A ``.npz`` must hold an array named ``images``,
-    ``x`` or ``arr_0``, or exactly one array; ``labels``/``y`` is read if present.
+    Accepted layouts: (N,H,W), (N,H,W,C) or (N,C,H,W) with C in {1, 3}; a shape that
+    fits both 4-D layouts (e.g. (100, 3, 8, 3)) needs a ``.npz`` with ``layout``
+    'NHWC' or 'NCHW'. Accepted ranges: integers in 0..255, floats in [0, 1], floats in
+    [-1, 1] (values below 0 mean the [-1, 1] convention); booleans are refused (a
+    mask's True would be 1/255, nearly black). A ``.npz`` must hold an array named
+    ``images``, ``x`` or ``arr_0``, or exactly one array; ``labels``/``y`` and
+    ``layout`` are read if present.
 
     Raises:
-        UserError: missing file, unreadable file, unknown layout or range.
+        UserError: missing file, unreadable file, unknown or ambiguous layout, bool dtype, range.
     """
     if not os.path.isfile(path):
         raise UserError(f"array file {path!r} does not exist")
-    labels = None
+    labels, layout = None, None
     try:
         if path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as data:
                 keys = list(data.keys())
                 key = next((k for k in ("images", "x", "arr_0") if k in keys), None)
-                if key is None and len(keys) == 1:
-                    key = keys[0]
+                others = [k for k in keys if k not in ("labels", "y", "layout")]
+                if key is None and len(others) == 1:
+                    key = others[0]
                 if key is None:
                     raise UserError(f"{path} holds arrays {keys}; name the images 'images' (and labels 'labels')")
                 array = data[key]
                 for lk in ("labels", "y"):
                     if lk in keys:
                         labels = np.asarray(data[lk]).astype(np.int64).reshape(-1)
+                if "layout" in keys:
+                    layout = str(np.asarray(data["layout"]).reshape(-1)[0]).upper()
         else:
             array = np.load(path, allow_pickle=False)
     except UserError:
@@ -219,18 +336,19 @@ def read_array(path):
     except Exception as exc:
         raise UserError(f"cannot read array file {path}: {exc}") from None
     array = np.asarray(array)
+    if array.dtype == np.bool_:
+        raise UserError(f"{path} holds booleans; images must be uint8 0..255 or float in [0, 1] or [-1, 1] "
+                        f"(e.g. save array.astype(numpy.uint8) * 255)")
     if array.ndim == 3:
         array = array[..., None]
     elif array.ndim == 4:
-        if array.shape[-1] not in (1, 3) and array.shape[1] in (1, 3):
+        if _layout_of(array.shape, path, layout) == "NCHW":
             array = array.transpose(0, 2, 3, 1)
-        elif array.shape[-1] not in (1, 3):
-            raise UserError(f"{path} has shape {array.shape}: expected (N,H,W), (N,H,W,C) or (N,C,H,W) with C 1 or 3")
     else:
         raise UserError(f"{path} has shape {array.shape}: expected (N,H,W), (N,H,W,C) or (N,C,H,W)")
     if array.shape[0] == 0:
         raise UserError(f"{path} holds no images")
-    if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+    if np.issubdtype(array.dtype, np.integer):
         lo, hi = int(array.min()), int(array.max())
         if lo < 0 or hi > 255:
             raise UserError(f"{path}: integer images must be in 0..255, found {lo}..{hi}")

@@ -11,7 +11,12 @@ A classifier checkpoint is a MindSpore ``.ckpt`` with its metadata (resolution,
 dataset, held-out accuracy, training settings) stored inside under
 ``ms_gan_classifier``; :func:`load` also reports the file's sha256, which every
 metric records as the extractor's identity. A JSON copy of the metadata (with the
-sha256) is written next to it for people.
+sha256) is written next to it; :func:`read_meta` reads it without MindSpore, so a
+classifier can be checked against the data before anything is built.
+
+The classifier of the built-in digits ships inside the package
+(``ms_gan/eval/assets/digits_classifier.ckpt``, package data), so ``eval`` and
+``--eval-every`` find it after a plain ``pip install .`` too.
 """
 import json
 import os
@@ -24,8 +29,8 @@ from ms_gan.errors import UserError
 FORMAT = "ms_gan-classifier-1"
 NUM_CLASSES = 10
 FEATURES = 128
-DEFAULT_CLASSIFIER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                  "ckpt", "digits_classifier.ckpt")
+CHANNELS = 1
+DEFAULT_CLASSIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "digits_classifier.ckpt")
 _CELL_CLASS = None
 
 
@@ -272,7 +277,7 @@ def train(data="builtin", epochs=None, batch_size=64, lr=1e-3, seed=0, log=print
             log(f"classifier epoch {epoch + 1}/{epochs}: loss {total / max(1, steps_per_epoch):.4f}, "
                 f"held-out accuracy {acc:.4f}")
     heldout = accuracy(net, hold_x, hold_y)
-    meta = dict(info, format=FORMAT, heldout_accuracy=round(heldout, 6), n_train=int(len(train_x)),
+    meta = dict(info, format=FORMAT, channels=CHANNELS, classes=NUM_CLASSES, heldout_accuracy=round(heldout, 6), n_train=int(len(train_x)),
                 n_heldout=int(len(hold_x)), epochs=epochs, batch_size=batch_size, lr=lr, seed=int(seed),
                 augmentation=f"random shifts up to {max_shift} px", features=FEATURES,
                 seconds=round(time.time() - start, 1), mindspore=ms.__version__)
@@ -291,7 +296,7 @@ def accuracy(net, images, labels):
 
 
 def sha256_of(path):
-    from ms_gan.train.checkpoint import file_sha256
+    from ms_gan.checkpoint import file_sha256
 
     return file_sha256(path)
 
@@ -303,30 +308,62 @@ def save(net, meta, path):
     """
     import mindspore as ms
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.ckpt")
-    ms.save_checkpoint(net, tmp, append_dict={"ms_gan_classifier": json.dumps(meta, sort_keys=True)},
-                       crc_check=True)
-    os.replace(tmp, path)
+    from ms_gan.checkpoint import atomic_output, write_json
+
+    with atomic_output(path, ".ckpt") as tmp:
+        ms.save_checkpoint(net, tmp, append_dict={"ms_gan_classifier": json.dumps(meta, sort_keys=True)},
+                           crc_check=True)
     digest = sha256_of(path)
-    with open(path + ".json", "w") as f:
-        json.dump(dict(meta, sha256=digest, file=os.path.basename(path)), f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(path + ".json", dict(meta, sha256=digest, file=os.path.basename(path)))
     return digest
 
 
-def load(path=None):
-    """A :class:`Classifier` from ``path`` (default: the shipped built-in-digits classifier)."""
-    import mindspore as ms
-
+def _existing(path):
+    """``path`` (default: the shipped classifier), expanded; UserError when the file is not there."""
     path = os.path.expanduser(str(path or DEFAULT_CLASSIFIER))
     if not os.path.isfile(path):
-        hint = ("train it with 'ms-gan train-classifier --data builtin --out ckpt/digits_classifier.ckpt'"
-                if os.path.abspath(path) == DEFAULT_CLASSIFIER else "train one with 'ms-gan train-classifier'")
-        raise UserError(f"classifier {path!r} does not exist; {hint}")
+        if os.path.abspath(path) == DEFAULT_CLASSIFIER:
+            raise UserError(f"the built-in digits classifier {path} is missing from this installation; reinstall "
+                            f"ms_gan, or make one with 'ms-gan train-classifier --data builtin --out FILE' and "
+                            f"pass --classifier FILE")
+        raise UserError(f"classifier {path!r} does not exist; make one with "
+                        f"'ms-gan train-classifier --data DIR --out {path}'")
+    return path
+
+
+def read_meta(path=None):
+    """The metadata of a classifier file (default: the shipped one), from its ``.json`` when it
+    describes this very file (same sha256), else from the checkpoint; never builds a network.
+
+    Returns the metadata with ``channels`` and ``classes`` filled in (files written before
+    those keys existed are 1-channel, 10-class) and ``path``.
+    """
+    path = _existing(path)
     try:
-        params = ms.load_checkpoint(path, crc_check=True)
+        with open(path + ".json") as f:
+            meta = json.load(f)
+        if meta.get("sha256") != sha256_of(path):
+            meta = None  # a stale copy: the checkpoint's own metadata decides
+    except (OSError, ValueError):
+        meta = None
+    if meta is None:
+        _, meta = _read_checkpoint(path, metadata_only=True)
+    return dict(_checked(meta, path), path=path)
+
+
+def _checked(meta, path):
+    if meta.get("format") != FORMAT or int(meta.get("resolution", 0)) not in (8, 28):
+        raise UserError(f"{path} has classifier format {meta.get('format')}, this ms_gan reads {FORMAT}")
+    return dict(meta, channels=int(meta.get("channels", CHANNELS)), classes=int(meta.get("classes", NUM_CLASSES)))
+
+
+def _read_checkpoint(path, metadata_only=False):
+    """(parameters, checked metadata) of a classifier checkpoint; only the metadata when ``metadata_only``."""
+    import mindspore as ms
+
+    choose = {"choice_func": lambda name: name == "ms_gan_classifier"} if metadata_only else {}
+    try:
+        params = ms.load_checkpoint(path, crc_check=True, **choose)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         raise UserError(f"classifier {path} is corrupt or not a MindSpore checkpoint ({first[:120]})") from None
@@ -334,9 +371,13 @@ def load(path=None):
     if raw is None:
         raise UserError(f"{path} is not an ms_gan digit classifier (no classifier metadata); "
                         f"make one with 'ms-gan train-classifier'")
-    meta = json.loads(raw if isinstance(raw, str) else str(raw))
-    if meta.get("format") != FORMAT or int(meta.get("resolution", 0)) not in (8, 28):
-        raise UserError(f"{path} has classifier format {meta.get('format')}, this ms_gan reads {FORMAT}")
+    return params, _checked(json.loads(raw if isinstance(raw, str) else str(raw)), path)
+
+
+def load(path=None):
+    """A :class:`Classifier` from ``path`` (default: the shipped built-in-digits classifier)."""
+    path = _existing(path)
+    params, meta = _read_checkpoint(path)
     net = build(int(meta["resolution"]))
     for p in net.get_parameters():
         value = params.get(p.name)

@@ -282,7 +282,7 @@ def state_dict_to_params(state, source="state_dict", net=None):
 def convert_torch_file(pth, out):
     """Convert a FID-Inception state_dict file (.pth) to a MindSpore checkpoint; returns (out, sha256 of out)."""
     from ms_gan.convert import _torch
-    from ms_gan.export import file_sha256
+    from ms_gan.checkpoint import file_sha256
 
     if not str(out).lower().endswith(".ckpt"):
         raise UserError(f"--out {out!r} must end in .ckpt")
@@ -309,14 +309,11 @@ def save_params(params, meta, out):
     """Write ``{name: array}`` and its metadata as a MindSpore checkpoint (atomically); returns (out, sha256)."""
     import mindspore as ms
 
-    from ms_gan.export import file_sha256
+    from ms_gan.checkpoint import atomic_output, file_sha256
 
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(out)}.{os.getpid()}.tmp.ckpt")
     entries = [{"name": name, "data": ms.Tensor(value)} for name, value in params.items()]
-    ms.save_checkpoint(entries, tmp, append_dict={_META_KEY: json.dumps(meta, sort_keys=True)}, crc_check=True)
-    os.replace(tmp, out)
+    with atomic_output(out, ".ckpt") as tmp:
+        ms.save_checkpoint(entries, tmp, append_dict={_META_KEY: json.dumps(meta, sort_keys=True)}, crc_check=True)
     return out, file_sha256(out)
 
 
@@ -361,7 +358,7 @@ def load(path):
     """An :class:`Inception` from a checkpoint written by :func:`convert_torch_file`."""
     import mindspore as ms
 
-    from ms_gan.export import file_sha256
+    from ms_gan.checkpoint import file_sha256
 
     path = check_weights_path(path)
     try:

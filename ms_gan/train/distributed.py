@@ -36,7 +36,6 @@ can check the ranks agree.
 """
 import atexit
 import hashlib
-import json
 import os
 import sys
 
@@ -110,10 +109,8 @@ def param_digest(params):
 def _write_digest(folder):
     if not _state["params"]:
         return
-    os.makedirs(folder, exist_ok=True)
+    from ms_gan.checkpoint import write_json
+
     record = {"rank": _state["rank"], "world": _state["world"],
               **{role: param_digest(params) for role, params in sorted(_state["params"].items())}}
-    path = os.path.join(folder, f"rank_{_state['rank']}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(folder, f"rank_{_state['rank']}.json"), record)

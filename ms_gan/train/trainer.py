@@ -1,48 +1,37 @@
-"""The one training loop for every preset, and the run directory it writes.
+"""The one training loop for every preset.
 
-The trainer follows the preset's step order (``preset.steps``); it knows nothing of
-any one model. A run directory holds::
-
-    options.json            resolved preset and command-line options
-    log.txt                 one line per epoch and event
-    stats.jsonl             per-epoch records (and per-step records every --log-every steps)
-    metrics.csv             per-epoch table
-    fixed_noise.npy         the latent vectors of the sample grids, drawn once
-    samples/grid_epoch_NNNN.png, samples/grid_latest.png
-    plots/losses.png, plots/accuracy.png
-    attention/epoch_NNNN.png   (networks with self-attention)
-    checkpoints/latest.ckpt    (+ epoch_NNNN.ckpt with --keep-checkpoints)
+The loop follows the preset's step order (``preset.steps``); it knows nothing of any
+one model. It writes through a :class:`~ms_gan.train.rundir.RunDir` (options, logs,
+stats, samples, plots) and shows a :class:`~ms_gan.train.progress.Progress` line;
+periodic evaluation is a callback the caller gives (the CLI passes FCD/KID), so the
+loop does not depend on :mod:`ms_gan.eval`.
 
 Nothing is lost on a kill: checkpoints are atomic, and a rerun into the same
 directory resumes from the last one with the exact data order and noise stream.
+Ctrl-C (and SIGTERM) stop at the next step boundary with a checkpoint of that step
+(see :mod:`ms_gan.interrupt`).
 """
-import csv
-import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
+from ms_gan import checkpoint as ckpt_io
+from ms_gan import interrupt, seeds
 from ms_gan.errors import UserError
-from ms_gan.train import checkpoint as ckpt_io
+from ms_gan.generate import sample_noise
+from ms_gan.train.progress import Progress
+from ms_gan.train.rundir import RunDir, RunOptions
 
-EPOCH_FIELDS = ("epoch", "step", "d_loss", "g_loss", "d_loss_real", "d_loss_fake", "d_acc_real", "d_acc_fake",
-                "g_acc", "images_per_sec", "epoch_seconds", "wall_time")
-# Options that must match when a run directory is resumed (others, e.g. --epochs, may change).
-RESUME_FIXED = ("preset", "overrides", "data", "seed")
+__all__ = ["Trainer", "RunOptions", "TrainingDiverged", "iteration_inputs", "sample_noise", "run_state"]
+
+SUM_KEYS = ("d_loss", "g_loss", "d_loss_real", "d_loss_fake", "n_real_upd", "n_fake_upd", "d_acc_real",
+            "d_acc_fake", "g_acc", "n_d", "n_g", "images")
 
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite."""
-
-
-def sample_noise(rng, n, preset):
-    """``n`` latent vectors (n, z_dim) float32 from the preset's distribution."""
-    if preset.noise == "uniform":
-        return rng.uniform(-1.0, 1.0, (n, preset.z_dim)).astype(np.float32)
-    return rng.standard_normal((n, preset.z_dim)).astype(np.float32)
 
 
 def iteration_inputs(rng, batch, preset, steps):
@@ -68,40 +57,20 @@ def iteration_inputs(rng, batch, preset, steps):
 def network_diagnostics(net):
     """Scalars worth logging from inside a network: attention gammas and spectral-norm sigmas."""
     from ms_gan.nn.attention import attention_gammas
+    from ms_gan.nn.spectral_norm import spectral_norm_sigmas
 
     values = attention_gammas(net)
-    try:
-        from ms_gan.nn.spectral_norm import spectral_norm_sigmas
-
-        values.update({f"{k}.sigma": float(v) for k, v in spectral_norm_sigmas(net).items()})
-    except ImportError:
-        pass
+    values.update({f"{k}.sigma": float(v) for k, v in spectral_norm_sigmas(net).items()})
     return values
 
 
-class Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, enabled=None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.last = 0.0
-
-    def update(self, epoch, epochs, i, n, text):
-        if not self.enabled:
-            return
-        now = time.time()
-        if now - self.last < 0.2 and i != n:
-            return
-        self.last = now
-        width = 24
-        done = int(width * i / max(n, 1))
-        sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * done}{'.' * (width - done)}] {i}/{n} {text}   ")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+def run_state(meta, preset, max_steps):
+    """Where a checkpoint's run stands: 'finished' (all epochs), 'max_steps' (reached it) or 'open'."""
+    if int(meta.get("epoch", 0)) >= preset.epochs:
+        return "finished"
+    if max_steps is not None and int(meta.get("step", 0)) >= max_steps:
+        return "max_steps"
+    return "open"
 
 
 class Trainer:
@@ -109,77 +78,40 @@ class Trainer:
 
     Args:
         preset: the (overridden) Preset.
-        data: the ``--data`` value.
-        out: the run directory.
-        options: dict of the CLI options, saved in options.json (must contain ``overrides``).
-        seed: seed of weights, noise and data order.
-        mode: 'graph' or 'pynative'.
-        max_steps: stop after this many iterations in total (None: run all epochs).
-        ckpt_every: also checkpoint every N iterations (0: at epoch ends only).
-        log_every: write a per-step record to stats.jsonl every N iterations (0: never).
-        keep_checkpoints: keep a copy of each epoch's checkpoint.
+        options: the :class:`RunOptions` (recorded in options.json).
         rank, world: this process's rank and the number of data-parallel workers.
+        grad_reducers: (G, D) gradient reducers (or factories taking the params) for data parallelism.
+        evaluate: ``evaluate(G, epoch) -> dict`` with ``fcd``, ``kid_mean``, ``kid_std``, ``n_generated``,
+            ``extractor_sha256``, called (G in eval mode) every ``options.eval_every`` epochs on rank 0.
         echo: callable for user-facing lines (None: print).
     """
 
-    def __init__(self, preset, data, out, options, seed=0, mode="graph", max_steps=None, ckpt_every=0,
-                 log_every=50, keep_checkpoints=False, rank=0, world=1, grad_reducers=(None, None), echo=None,
-                 progress=None, ema_decay=None, eval_every=0, eval_data=None, eval_n=2000):
+    def __init__(self, preset, options, rank=0, world=1, grad_reducers=(None, None), evaluate=None, echo=None):
         self.preset = preset
-        self.data = data
-        self.out = out
-        self.options = dict(options)
-        self.seed = int(seed)
-        self.mode = mode
-        self.max_steps = max_steps
-        self.ckpt_every = int(ckpt_every or 0)
-        self.log_every = int(log_every or 0)
-        self.keep_checkpoints = keep_checkpoints
+        self.options = options
+        self.seed = int(options.seed)
         self.rank, self.world = rank, world
         self.is_writer = rank == 0
         self.grad_reducers = grad_reducers
-        self.echo = echo or print
-        self.progress = Progress(progress if self.is_writer else False)
-        self.ckpt_path = os.path.join(out, "checkpoints", "latest.ckpt")
-        self.ema_decay = ema_decay
-        self.eval_every = int(eval_every or 0)
-        self.eval_data = eval_data
-        self.eval_n = int(eval_n)
+        self.evaluate = evaluate
+        self.run = RunDir(options.out, writer=self.is_writer, echo=echo)
+        self.out = options.out
+        self.ckpt_path = self.run.ckpt_path
+        self.progress = Progress(options.progress if self.is_writer else False)
         self.ema = None
         self._sums = None
         self._resume_sums = None
 
     # ------------------------------------------------------------------ setup
 
-    def _prepare_dir(self):
-        """Create or re-open the run directory; returns the checkpoint to resume from (or None)."""
-        opt_path = os.path.join(self.out, "options.json")
-        resume = os.path.isfile(self.ckpt_path)
-        if os.path.isfile(opt_path):
-            with open(opt_path) as f:
-                saved = json.load(f)
-            for key in RESUME_FIXED:
-                if json.dumps(saved.get(key), sort_keys=True) != json.dumps(self.options.get(key), sort_keys=True):
-                    raise UserError(f"{self.out} holds a run with {key}={saved.get(key)!r}, not "
-                                    f"{self.options.get(key)!r}: resume with the same options or choose another --out")
-        if self.is_writer:
-            for sub in ("samples", "plots", "checkpoints"):
-                os.makedirs(os.path.join(self.out, sub), exist_ok=True)
-            _write_json(opt_path, self.options)
-            table = os.path.join(self.out, "metrics.csv")
-            if not os.path.isfile(table):
-                with open(table, "w", newline="") as f:
-                    csv.DictWriter(f, fieldnames=EPOCH_FIELDS).writeheader()
-        return self.ckpt_path if resume else None
-
     def _build_data(self):
         """The data pipeline; built first so bad data fails before the run directory is touched."""
         from ms_gan.data import ImagePipeline, ImageSpec
 
         p = self.preset
-        self.pipeline = ImagePipeline(self.data, ImageSpec(p.image_size, p.channels), p.batch_size // p.real_batch_div,
-                                      seed=self.seed, sampling=p.sampling, drop_remainder=p.drop_remainder,
-                                      num_shards=self.world, shard_id=self.rank)
+        self.pipeline = ImagePipeline(self.options.data, ImageSpec(p.image_size, p.channels),
+                                      p.batch_size // p.real_batch_div, seed=self.seed, sampling=p.sampling,
+                                      drop_remainder=p.drop_remainder, num_shards=self.world, shard_id=self.rank)
 
     def _build(self):
         from ms_gan.models import build
@@ -197,22 +129,30 @@ class Trainer:
         reducer_g, reducer_d = self.grad_reducers
         if callable(reducer_g) and not hasattr(reducer_g, "construct"):  # factories taking the params
             reducer_g, reducer_d = reducer_g(self.opt_g.params), reducer_d(self.opt_d.params)
-        if self.ema_decay:
+        if self.options.ema:
             from ms_gan.train.ema import EMA
 
-            self.ema = EMA(self.G, self.ema_decay)
-        self.steps = build_steps(p, self.G, self.D, self.opt_g, self.opt_d, use_jit=self.mode == "graph",
+            self.ema = EMA(self.G, self.options.ema)
+        self.steps = build_steps(p, self.G, self.D, self.opt_g, self.opt_d, use_jit=self.options.mode == "graph",
                                  grad_reducer_g=reducer_g, grad_reducer_d=reducer_d, ema=self.ema)
         # Noise differs per rank (each rank makes its own fakes), weights and data order do not.
-        self.rng = np.random.default_rng([self.seed, 7919, self.rank])
-        noise_path = os.path.join(self.out, "fixed_noise.npy")
-        n = p.grid_rows * p.grid_cols
+        self.rng = np.random.default_rng([self.seed, seeds.TRAIN_NOISE, self.rank])
         # The grid noise is a function of the seed; the file records it for other tools.
-        self.fixed_noise = sample_noise(np.random.default_rng([self.seed, 104729]), n, p)
-        if self.is_writer and not os.path.isfile(noise_path):
-            tmp = noise_path + ".tmp.npy"
-            np.save(tmp, self.fixed_noise)
-            os.replace(tmp, noise_path)
+        self.fixed_noise = sample_noise(np.random.default_rng([self.seed, seeds.GRID_NOISE]),
+                                        p.grid_rows * p.grid_cols, p)
+
+    def _check_batch_norm(self):
+        """BatchNorm1d divides by n - 1: one image per batch fails deep in graph compilation
+        (a 100-line error and a stray rank_0/om folder, issue 12), so refuse it before."""
+        from mindspore import nn
+
+        p = self.preset
+        per_update = p.batch_size // p.real_batch_div
+        if per_update >= 2:
+            return
+        if any(isinstance(c, nn.BatchNorm1d) for net in (self.G, self.D) for _, c in net.cells_and_names()):
+            raise UserError(f"--batch-size {p.batch_size} is too small for {p.name}: its BatchNorm needs at least "
+                            f"2 images per batch; use --batch-size {2 * p.real_batch_div} or more")
 
     def _cells(self):
         cells = [self.G, self.D, self.opt_g, self.opt_d]
@@ -221,15 +161,15 @@ class Trainer:
     def save_checkpoint(self, epoch, batch_in_epoch, step, path=None):
         if not self.is_writer:
             return None
-        meta = {"preset": self.preset.name, "overrides": self.options.get("overrides", {}), "epoch": epoch,
+        meta = {"preset": self.preset.name, "overrides": self.options.overrides, "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch, "step": step, "seed": self.seed,
                 "rng": _rng_to_json(self.rng.bit_generator.state), "world": self.world,
                 # running sums of a partly done epoch, so its record is exact after a resume
                 "epoch_sums": self._sums if batch_in_epoch else None}
         return ckpt_io.save(path or self.ckpt_path, self._cells(), meta)
 
-    def _restore(self, path):
-        params, meta = ckpt_io.load(path)
+    def _restore(self, path, params_meta):
+        params, meta = params_meta
         if meta.get("preset") != self.preset.name:
             raise UserError(f"{path} is a {meta.get('preset')} checkpoint, not {self.preset.name}")
         ckpt_io.assign([self.G, self.D, self.opt_g, self.opt_d], params, path)
@@ -242,195 +182,164 @@ class Trainer:
         if meta.get("world", 1) == self.world:
             self.rng.bit_generator.state = meta["rng"]
         else:  # different worker count: the noise stream cannot continue bit-exactly
-            self.rng = np.random.default_rng([self.seed, 7919, self.rank, int(meta["step"])])
+            self.rng = np.random.default_rng([self.seed, seeds.TRAIN_NOISE, self.rank, int(meta["step"])])
         self._resume_sums = meta.get("epoch_sums")
         return int(meta["epoch"]), int(meta["batch_in_epoch"]), int(meta["step"])
 
-    # ------------------------------------------------------------------ logs
-
-    def _truncate_logs(self, step):
-        """Drop records written after the checkpoint we resume from (they will be redone)."""
-        stats = os.path.join(self.out, "stats.jsonl")
-        if os.path.isfile(stats):
-            with open(stats) as f:
-                records = [json.loads(line) for line in f if line.strip()]
-            _write_lines(stats, [json.dumps(r) for r in records if r.get("step", 0) <= step])
-        table = os.path.join(self.out, "metrics.csv")
-        if os.path.isfile(table):
-            with open(table) as f:
-                rows = list(csv.DictReader(f))
-            kept = [r for r in rows if int(r["step"]) <= step]
-            with open(table + ".tmp", "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(kept)
-            os.replace(table + ".tmp", table)
-
-    def _append_stats(self, record):
-        if not self.is_writer:
-            return
-        with open(os.path.join(self.out, "stats.jsonl"), "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _log(self, line):
-        if not self.is_writer:
-            return
-        with open(os.path.join(self.out, "log.txt"), "a") as f:
-            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
-        self.echo(line)
-
-    def epoch_records(self):
-        path = os.path.join(self.out, "stats.jsonl")
-        if not os.path.isfile(path):
-            return []
-        with open(path) as f:
-            return [r for r in (json.loads(line) for line in f if line.strip()) if r.get("kind") == "epoch"]
-
-    def _end_of_epoch_outputs(self, epoch, record):
-        p = self.preset
-        with open(os.path.join(self.out, "metrics.csv"), "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
-            writer.writerow({k: record.get(k) for k in EPOCH_FIELDS})
-        self.write_samples(epoch)
-        records = self.epoch_records()
-        from ms_gan import viz
-
-        if p.d_updates and "d_fake" in p.steps and "d_real" in p.steps:
-            loss_keys = ("d_loss_fake", "d_loss_real", "g_loss")
-        else:
-            loss_keys = ("d_loss", "g_loss")
-        viz.plot_curves(records, os.path.join(self.out, "plots", "losses.png"), loss_keys,
-                        f"{p.name}: losses per epoch", "loss")
-        viz.plot_curves(records, os.path.join(self.out, "plots", "accuracy.png"), ("d_acc_fake", "d_acc_real"),
-                        f"{p.name}: D accuracy per epoch", "accuracy")
-
-    def generate(self, z, train=False):
-        """G's images for latent vectors ``z`` (eval mode by default), as NumPy."""
+    def generate_grid(self):
+        """G's output (eval mode) on the fixed grid noise."""
         import mindspore as ms
 
-        self.G.set_train(train)
-        out = self.G(ms.Tensor(z))
-        self.G.set_train(True)
-        return out
-
-    def write_samples(self, epoch):
-        from ms_gan import viz
-        from ms_gan.models import primary
-
-        p = self.preset
-        out = self.generate(self.fixed_noise)
-        images = primary(out).asnumpy()
-        name = f"grid_epoch_{epoch:04d}.png"
-        viz.save_grid(images, os.path.join(self.out, "samples", name), p.grid_rows, p.grid_cols, p.grid_gap)
-        viz.save_grid(images, os.path.join(self.out, "samples", "grid_latest.png"), p.grid_rows, p.grid_cols,
-                      p.grid_gap)
-        if p.sample_images and epoch % p.sample_images_every == 0:
-            for i in range(min(p.sample_images, len(images))):
-                viz.save_image(viz.to_uint8(images[i: i + 1])[0],
-                               os.path.join(self.out, "samples", f"epoch_{epoch:04d}_{i + 1}.png"))
-        if isinstance(out, tuple) and len(out) > 1 and epoch % max(p.attention_every, 1) == 0:
-            attn = out[1].asnumpy()
-            side = int(round(math.sqrt(attn.shape[-1])))
-            viz.attention_figure(images, attn, (side // 2 - 1, side // 2 - 1), side,
-                                 os.path.join(self.out, "attention", f"epoch_{epoch:04d}.png"))
+        self.G.set_train(False)
+        try:
+            return self.G(ms.Tensor(self.fixed_noise))
+        finally:
+            self.G.set_train(True)
 
     # ------------------------------------------------------------------ loop
 
     def fit(self):
         """Train until the preset's epochs (or ``max_steps``) are done; returns a summary dict."""
+        p, run = self.preset, self.run
+        # Before any work: a damaged options.json or stats.jsonl, other math options, a finished run.
+        run.check_compatible(self.options.to_json())
+        run.check_logs()
+        params_meta = ckpt_io.load(self.ckpt_path) if os.path.isfile(self.ckpt_path) else None
+        if params_meta is not None:
+            meta = params_meta[1]
+            state = run_state(meta, p, self.options.max_steps)
+            summary = {"epoch": meta["epoch"], "step": meta["step"], "stopped": "already_" + state, "out": self.out}
+            if state == "finished":
+                run.echo(f"run in {self.out} is finished at epoch {meta['epoch']}; raise --epochs to extend it")
+                return summary
+            if state == "max_steps":
+                run.echo(f"run in {self.out} stopped at step {meta['step']} (--max-steps "
+                         f"{self.options.max_steps}); raise --max-steps or drop it to continue")
+                return summary
         self._build_data()
-        resume_from = self._prepare_dir()
         self._build()
-        p = self.preset
+        self._check_batch_norm()
+        interrupt.check("during start-up")
+        run.lock()
+        try:
+            return self._fit_locked(params_meta)
+        finally:
+            self.progress.close()
+            run.unlock()
+
+    def _fit_locked(self, params_meta):
+        p, run = self.preset, self.run
+        run.write_options(self.options.to_json(), _preset_dict(p))
+        run.prepare()
+        run.write_fixed_noise(self.fixed_noise)
         epoch, skip, step = 0, 0, 0
-        if resume_from:
-            epoch, skip, step = self._restore(resume_from)
-            if self.is_writer:
-                self._truncate_logs(step)
-            self._log(f"resuming from {resume_from} at epoch {epoch + 1}, step {step}")
+        if params_meta is not None:
+            epoch, skip, step = self._restore(self.ckpt_path, params_meta)
+        run.truncate_logs(step)
+        if params_meta is not None:
+            run.log(f"resuming from {self.ckpt_path} at epoch {epoch + 1}, step {step}")
         else:
-            self._log(f"training {p.name} on {self.options.get('data_description', self.data)} "
-                      f"({self.pipeline.num_samples} images, {self.pipeline.batches_per_epoch()} iterations/epoch, "
-                      f"mode {self.mode}) into {self.out}")
-        if epoch >= p.epochs or (self.max_steps is not None and step >= self.max_steps):
-            self._log(f"nothing to do: the run is at epoch {epoch}, step {step}")
-            return {"epoch": epoch, "step": step, "stopped": "complete"}
+            count = f"{self.pipeline.num_samples:,} images"
+            # the data's description may already give the count (built-in digits do): say it once
+            count = "" if count in self.options.data_description else count + ", "
+            run.log(f"training {p.name} on {self.options.data_description} "
+                    f"({count}{self.pipeline.batches_per_epoch()} iterations/epoch, mode {self.options.mode}) "
+                    f"into {self.out}")
+        interrupt.check("during start-up")
         n_batches = self.pipeline.batches_per_epoch()
-        t_start = time.time()
         stopped = "complete"
+        max_steps = self.options.max_steps
         while epoch < p.epochs:
             dataset = self.pipeline.dataset(epoch, skip)
-            sums = {k: 0.0 for k in ("d_loss", "g_loss", "d_loss_real", "d_loss_fake", "n_real_upd", "n_fake_upd",
-                                     "d_acc_real", "d_acc_fake", "g_acc", "n_d", "n_g", "images")}
+            sums = {k: 0.0 for k in SUM_KEYS}
             if skip and self._resume_sums:
                 sums.update(self._resume_sums)
             self._sums = sums
             t_epoch = time.time()
             i = skip
-            last_good = None
             iterator = dataset.create_tuple_iterator(num_epochs=1) if dataset is not None else []
             for (real,) in iterator:
+                if interrupt.pending():
+                    self._stop_interrupted(epoch, i, step)
                 batch = real.shape[0]
                 fakes, z_g = iteration_inputs(self.rng, batch, p, self.steps)
                 values = self.steps.run(step, self.rng, real, fakes, z_g).asnumpy()
                 step += 1
                 i += 1
-                last_good = self._accumulate(sums, values, batch, step, epoch)
-                if self.log_every and step % self.log_every == 0:
-                    self._append_stats(dict(kind="step", step=step, epoch=epoch + 1, **last_good))
+                current = self._accumulate(sums, values, batch, step, epoch)
+                if self.options.log_every and step % self.options.log_every == 0:
+                    run.append_stats(dict(kind="step", step=step, epoch=epoch + 1, **current))
                 rate = sums["images"] / max(time.time() - t_epoch, 1e-9)
                 self.progress.update(epoch + 1, p.epochs, i, n_batches,
-                                     f"d={last_good['d_loss']:.4f} g={last_good['g_loss']:.4f} {rate:.0f} img/s")
-                if self.ckpt_every and step % self.ckpt_every == 0:
+                                     f"d={current['d_loss']:.4f} g={current['g_loss']:.4f} {rate:.0f} img/s")
+                if self.options.ckpt_every and step % self.options.ckpt_every == 0:
                     self.save_checkpoint(epoch, i, step)
-                if self.max_steps is not None and step >= self.max_steps:
+                if max_steps is not None and step >= max_steps:
                     stopped = "max_steps"
                     break
+            if interrupt.pending():
+                self._stop_interrupted(epoch, i, step)
             self.progress.close()
             seconds = time.time() - t_epoch
-            finished_epoch = stopped != "max_steps" or i >= n_batches
-            if finished_epoch:
+            if stopped != "max_steps" or i >= n_batches:
                 epoch += 1
                 skip = 0
-                record = self._epoch_record(sums, epoch, step, seconds, time.time() - t_start)
-                best = self._evaluate(epoch, record)
-                self._append_stats(record)
-                self._log(f"epoch {epoch}/{p.epochs} step {step}: d_loss {record['d_loss']:.4f} "
-                          f"g_loss {record['g_loss']:.4f} D acc real {record['d_acc_real']:.3f} "
-                          f"fake {record['d_acc_fake']:.3f} | {record['images_per_sec']:.0f} img/s")
-                if self.is_writer:
-                    self._end_of_epoch_outputs(epoch, record)
-                self.save_checkpoint(epoch, 0, step)
-                if best:
-                    self.save_checkpoint(epoch, 0, step, os.path.join(self.out, "checkpoints", "best.ckpt"))
-                if self.keep_checkpoints:
-                    self.save_checkpoint(epoch, 0, step, os.path.join(self.out, "checkpoints", f"epoch_{epoch:04d}.ckpt"))
+                self._end_epoch(epoch, step, sums, seconds)
             else:
                 self.save_checkpoint(epoch, i, step)
-                if self.is_writer:  # samples of the partly done epoch, so an early stop still shows images
-                    self.write_samples(epoch + 1)
+                record = dict(self._epoch_record(sums, epoch + 1, step, seconds), partial=True)
+                run.append_stats(record)
+                run.write_samples(p, epoch + 1, self.generate_grid())  # an early stop still shows images
             if stopped == "max_steps":
-                self._log(f"stopped at step {step} (--max-steps); rerun with a larger --max-steps or without it "
-                          f"to continue")
+                run.log(f"stopped at step {step} (--max-steps); rerun with a larger --max-steps or without it "
+                        f"to continue")
                 break
         return {"epoch": epoch, "step": step, "stopped": stopped, "out": self.out}
 
-    def _evaluate(self, epoch, record):
-        """FCD/KID every ``eval_every`` epochs (rank 0); True when this is the best FCD so far."""
-        if not (self.eval_every and self.is_writer and epoch % self.eval_every == 0):
-            return False
-        from ms_gan.eval.evaluate import quick_fcd_kid
+    def _end_epoch(self, epoch, step, sums, seconds):
+        """Checkpoint first, then evaluation: a failing evaluation never loses the epoch's weights."""
+        p, run = self.preset, self.run
+        record = self._epoch_record(sums, epoch, step, seconds)
+        self.save_checkpoint(epoch, 0, step)
+        if self.options.keep_checkpoints:
+            self.save_checkpoint(epoch, 0, step, run.path("checkpoints", f"epoch_{epoch:04d}.ckpt"))
+        best = False
+        try:
+            best = self._evaluate(epoch, record)
+        finally:   # the epoch's record and pictures are written even when evaluation fails
+            run.append_stats(record)
+            run.log(f"epoch {epoch}/{p.epochs} step {step}: d_loss {record['d_loss']:.4f} "
+                    f"g_loss {record['g_loss']:.4f} D acc real {record['d_acc_real']:.3f} "
+                    f"fake {record['d_acc_fake']:.3f} | {record['images_per_sec']:.0f} img/s")
+            run.append_metrics(record)
+            run.write_samples(p, epoch, self.generate_grid())
+            run.write_plots(p)
+        if best:
+            self.save_checkpoint(epoch, 0, step, run.path("checkpoints", "best.ckpt"))
 
+    def _stop_interrupted(self, epoch, i, step):
+        """At a step boundary after Ctrl-C/SIGTERM: checkpoint this step (unless it is the last one's), stop."""
+        self.progress.close()
+        interrupt.clear()   # so the checkpoint below is moved into place; a new signal aborts it cleanly
+        if step and self.is_writer:
+            self.save_checkpoint(epoch, i, step)
+        raise interrupt.Interrupted(f"at epoch {epoch + 1} step {step}")
+
+    def _evaluate(self, epoch, record):
+        """The evaluation callback every ``eval_every`` epochs (rank 0); True when this is the best FCD so far."""
+        every = self.options.eval_every
+        if not (every and self.evaluate is not None and self.is_writer and epoch % every == 0):
+            return False
         self.G.set_train(False)
         try:
-            result = quick_fcd_kid(self.G, self.preset, self.eval_data, self.eval_n, seed=self.seed)
+            result = self.evaluate(self.G, epoch)
         finally:
             self.G.set_train(True)
         record.update(fcd=result["fcd"], kid_mean=result["kid_mean"], kid_std=result["kid_std"],
                       eval_n=result["n_generated"], eval_extractor_sha256=result["extractor_sha256"])
-        earlier = [r["fcd"] for r in self.epoch_records() if r.get("fcd") is not None]
-        self._log(f"epoch {epoch}: FCD {result['fcd']:.3f}, KID {result['kid_mean']:.4f} "
-                  f"+- {result['kid_std']:.4f} ({result['n_generated']} samples)")
+        earlier = [r["fcd"] for r in self.run.epoch_records() if r.get("fcd") is not None]
+        self.run.log(f"epoch {epoch}: FCD {result['fcd']:.3f}, KID {result['kid_mean']:.4f} "
+                     f"+- {result['kid_std']:.4f} ({result['n_generated']} samples)")
         return not earlier or result["fcd"] < min(earlier)
 
     def _accumulate(self, sums, values, batch, step, epoch):
@@ -474,7 +383,7 @@ class Trainer:
                                    f"lower the learning rates")
         return current
 
-    def _epoch_record(self, sums, epoch, step, seconds, wall):
+    def _epoch_record(self, sums, epoch, step, seconds):
         iters = max(sums["n_d"] / max(self.preset.d_updates, 1), 1)
         n_real = max(sums["n_real_upd"], 1)
         n_fake = max(sums["n_fake_upd"], 1)
@@ -495,20 +404,14 @@ class Trainer:
         return record
 
 
+def _preset_dict(preset):
+    from ms_gan import presets
+
+    return presets.to_dict(preset)
+
+
 def _rng_to_json(state):
     """NumPy's generator state as plain JSON (its 128-bit integers become Python ints)."""
+    import json
+
     return json.loads(json.dumps(state, default=int))
-
-
-def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-
-
-def _write_lines(path, lines):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ import ms_gan  # noqa: F401
 
 from ms_gan import presets
 from ms_gan.models import build
-from ms_gan.train import checkpoint
+from ms_gan import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHON=sys.executable)

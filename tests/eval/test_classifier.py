@@ -70,7 +70,7 @@ def test_load_rejects_missing_and_foreign_files(tmp_path):
 
 
 def test_shipped_classifier_reaches_its_stated_heldout_accuracy():
-    assert os.path.isfile(C.DEFAULT_CLASSIFIER), "ckpt/digits_classifier.ckpt is missing"
+    assert os.path.isfile(C.DEFAULT_CLASSIFIER), "ms_gan/eval/assets/digits_classifier.ckpt (package data) is missing"
     clf = C.load()
     assert clf.size == 8 and clf.meta["dataset"] == "builtin"
     assert clf.meta["heldout_accuracy"] >= 0.97
@@ -78,3 +78,17 @@ def test_shipped_classifier_reaches_its_stated_heldout_accuracy():
     assert len(hold_x) == clf.meta["n_heldout"]
     measured = C.accuracy(clf.net, hold_x, hold_y)
     assert measured == pytest.approx(clf.meta["heldout_accuracy"], abs=1e-6)
+
+
+def test_read_meta_needs_no_network_and_prefers_a_matching_json(tmp_path):
+    import shutil
+
+    meta = C.read_meta()
+    assert (meta["resolution"], meta["channels"], meta["classes"]) == (8, 1, 10)
+    copy = tmp_path / "c.ckpt"
+    shutil.copy(C.DEFAULT_CLASSIFIER, copy)
+    # No .json beside it: the checkpoint's own metadata.
+    assert C.read_meta(str(copy))["resolution"] == 8
+    # A stale .json (another file's sha256) is ignored.
+    (tmp_path / "c.ckpt.json").write_text('{"format": "x", "resolution": 28, "sha256": "0"}')
+    assert C.read_meta(str(copy))["resolution"] == 8

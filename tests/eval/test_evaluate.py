@@ -10,6 +10,7 @@ from ms_gan.errors import UserError
 from ms_gan.eval import classifier as C
 from ms_gan.eval import evaluate as E
 from ms_gan.eval import metrics
+from ms_gan.generate import generate_images
 from ms_gan.models import build_generator
 
 PROVENANCE = ("metric", "value", "comparison", "n_generated", "n_reference", "reference_split", "extractor",
@@ -38,7 +39,7 @@ def test_fcd_orders_real_noised_and_untrained_generator(clf):
     preset = presets.get("dcgan_digits8")
     G = build_generator(preset, seed=0)
     G.set_train(False)
-    untrained = fcd(E.generate(G, preset, 898, seed=0))
+    untrained = fcd(generate_images(G, preset, 898, seed=0))
     assert real < slight < heavy < untrained, (real, slight, heavy, untrained)
 
 

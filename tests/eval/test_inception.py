@@ -19,7 +19,7 @@ from ms_gan.errors import UserError
 from ms_gan.eval import evaluate as E
 from ms_gan.eval import inception, metrics
 from ms_gan.models import build
-from ms_gan.train import checkpoint
+from ms_gan import checkpoint
 from tests.helpers import assert_user_error, run_cli
 
 torch = pytest.importorskip("torch")

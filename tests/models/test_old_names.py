@@ -10,7 +10,7 @@ import mindspore as ms
 from ms_gan import presets
 from ms_gan.models import build
 from ms_gan.models.old_names import rename
-from ms_gan.train import checkpoint
+from ms_gan import checkpoint
 from ms_gan.train.optim import Adam
 from tests.helpers import run_cli
 

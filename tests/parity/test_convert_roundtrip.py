@@ -11,7 +11,7 @@ import mindspore as ms  # noqa: E402
 
 from ms_gan import convert, presets  # noqa: E402
 from ms_gan.errors import UserError  # noqa: E402
-from ms_gan.train import checkpoint as ckpt_io  # noqa: E402
+from ms_gan import checkpoint as ckpt_io  # noqa: E402
 from ms_gan.reference import harness as h  # noqa: E402
 
 

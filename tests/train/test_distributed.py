@@ -171,7 +171,7 @@ def test_two_workers_train_mlp_mnist_from_idx_files(tmp_path):
                 "--mode", "pynative", data=str(data), env=_env(MS_GAN_DIGEST_DIR=digests))
     _check(r)
     _assert_same_parameters(digests, 2)
-    from ms_gan.train import checkpoint
+    from ms_gan import checkpoint
 
     _, meta = checkpoint.load(str(out / "checkpoints" / "latest.ckpt"))
     assert meta["world"] == 2 and meta["step"] == 2
@@ -320,3 +320,15 @@ def test_a_failing_worker_fails_the_launch_quickly_with_its_error(tmp_path):
     assert "injected failure on rank 1" in r.stderr
     assert "distributed training failed" in r.stderr
     assert elapsed < 60, elapsed
+
+
+@pytest.mark.slow
+def test_a_user_error_in_every_worker_shows_the_first_workers_line_and_exits_2(tmp_path):
+    np.save(tmp_path / "tiny.npy", np.zeros((3, 8, 8), np.uint8))   # 1 image per shard, batch 32
+    r = _launch(2, "mlp_mnist", "--max-steps", 1, "--out", tmp_path / "run", "--no-progress",
+                data=str(tmp_path / "tiny.npy"), timeout=120)
+    assert r.returncode == 2, (r.stdout[-3000:], r.stderr[-3000:])
+    assert r.stderr.strip().splitlines() == ["ms-gan: error: the data has 1 images per shard, fewer than one batch "
+                                             "of 32; lower --batch-size"]
+    assert "Traceback" not in r.stdout + r.stderr and "no worker reported" not in r.stderr
+    assert "ms-gan: error" not in r.stdout
