@@ -73,6 +73,12 @@ class Preset:
     # and so does PyNative (its queue threads work beside the Python thread).
     cpu_threads: int = 0
     notes: tuple = field(default_factory=tuple)
+    # training objective beyond the article (ms_gan.train.objective); the defaults are the article's
+    gp: float = 0.0                  # WGAN-GP weight lambda
+    r1: float = 0.0                  # R1 weight gamma
+    r1_every: int = 1                # lazy R1: every k iterations, with gain k
+    n_critic: int = 1                # D updates per G update
+    diffaugment: str = ""            # DiffAugment policies, e.g. "color,translation,cutout"
 
     @property
     def d_output(self):
@@ -183,7 +189,8 @@ def get(name):
 
 
 OVERRIDABLE = ("epochs", "batch_size", "lr_g", "lr_d", "beta1_g", "beta2_g", "beta1_d", "beta2_d", "z_dim",
-               "d_l2_coef", "sn_iterations", "g_batch_mult", "attention_every")
+               "d_l2_coef", "sn_iterations", "g_batch_mult", "attention_every",
+               "loss", "gp", "r1", "r1_every", "n_critic", "diffaugment")
 
 
 def override(preset, **values):
@@ -206,7 +213,9 @@ def override(preset, **values):
     if "batch_size" in changes and int(changes["batch_size"]) % preset.real_batch_div:
         raise UserError(f"preset {preset.name} splits batches in {preset.real_batch_div}: "
                         f"--batch-size must be a multiple of {preset.real_batch_div}")
-    return dataclasses.replace(preset, **changes)
+    from ms_gan.train import objective
+
+    return dataclasses.replace(preset, **objective.resolve(preset, changes))
 
 
 def to_dict(preset):

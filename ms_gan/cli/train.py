@@ -19,6 +19,13 @@ OVERRIDE_FLAGS = (
     ("--d-l2-coef", "d_l2_coef", common.any_float, "coefficient of the L2 penalty on D's chosen kernels"),
     ("--sn-iterations", "sn_iterations", common.positive_int, "power iterations per forward in spectral norm"),
     ("--attention-every", "attention_every", common.positive_int, "write an attention figure every N epochs (SAGAN)"),
+    # the training objective (ms_gan.train.objective)
+    ("--loss", "loss", str, "bce (D ends in a sigmoid), bce_logits, ns, hinge, lsgan or wasserstein"),
+    ("--gp", "gp", common.number(float, 0), "WGAN-GP weight lambda, e.g. 10 (0: off)"),
+    ("--r1", "r1", common.number(float, 0), "R1 weight gamma on reals (0: off)"),
+    ("--r1-every", "r1_every", common.positive_int, "lazy R1: every K iterations, scaled by K"),
+    ("--n-critic", "n_critic", common.positive_int, "D updates per G update"),
+    ("--diffaugment", "diffaugment", str, "DiffAugment policies: a subset of color,translation,cutout"),
 )
 
 
@@ -73,6 +80,9 @@ def run(args):
     preset = presets.get(args.preset)
     overrides = {dest: getattr(args, dest) for _, dest, _, _ in OVERRIDE_FLAGS if getattr(args, dest) is not None}
     preset = presets.override(preset, **overrides)
+    from ms_gan.train.objective import check_penalties
+
+    check_penalties(preset, args.mode)
     data = args.data if args.data is not None else "builtin"
     # Validates the path before MindSpore starts; says which image sizes are resized (logged by the trainer).
     description = describe_source(data, ImageSpec(preset.image_size, preset.channels))

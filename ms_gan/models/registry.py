@@ -1,5 +1,6 @@
 """Build a preset's networks: its family's classes, the recipe's initialisation, unique names."""
 import numpy as np
+from mindspore import nn
 
 from ms_gan.nn.init import initialize
 
@@ -58,6 +59,10 @@ def build_generator(preset, seed=0):
 def build_discriminator(preset, seed=0):
     """The preset's D, initialised from ``seed``; parameters named ``<d prefix>.*``."""
     net = family_classes(preset.family)[1](**network_kwargs(preset, "D"))
+    if preset.d_output == "logit" and isinstance(getattr(net, "sigmoid", None), nn.Sigmoid):
+        # A logit loss chosen for a D that ends in a sigmoid (--loss, ms_gan.train.objective):
+        # D's output is the logit before it. The sigmoid has no parameters.
+        net.sigmoid = nn.Identity()
     return _finish(net, preset, preset.param_prefixes[1], seed, 1)
 
 

@@ -2,6 +2,9 @@
 
 A loss *family* gives the three terms a training step needs: D's term on real
 outputs, D's term on fake outputs, and G's term on D's outputs for fakes.
+:data:`LOSS_TERMS` is the registry ``--loss`` chooses from (the names are repeated in the
+MindSpore-free :mod:`ms_gan.train.objective`; a test keeps them equal). Only ``bce`` takes
+probabilities; every other loss takes D's logit (see ``objective`` for how a sigmoid D gives one).
 """
 from mindspore import nn, ops
 
@@ -62,33 +65,72 @@ def hinge_g(out):
     return -ops.mean(out)
 
 
+def lsgan_d_real(out):
+    """Least squares (Mao et al. 2017), targets 1 for reals: mean((D(x) - 1)^2) / 2."""
+    return ops.mean(ops.square(out - 1.0)) * 0.5
+
+
+def lsgan_d_fake(out):
+    """mean(D(G(z))^2) / 2 (target 0 for fakes)."""
+    return ops.mean(ops.square(out)) * 0.5
+
+
+def wasserstein_d_real(out):
+    """-mean(D(x)): the critic raises its score of reals."""
+    return -ops.mean(out)
+
+
+def wasserstein_d_fake(out):
+    """mean(D(G(z)))."""
+    return ops.mean(out)
+
+
+# Named functions, not lambdas: mindspore.jit cannot parse a lambda defined inside an expression.
+def bce_target_one(out):
+    """BCE on probabilities against target 1 (D on reals, G on fakes)."""
+    return bce(out, ops.ones_like(out))
+
+
+def bce_target_zero(out):
+    return bce(out, ops.zeros_like(out))
+
+
+def logistic_target_one(out):
+    """BCE on logits against target 1 = softplus(-out)."""
+    return bce_with_logits(out, ops.ones_like(out))
+
+
+def logistic_target_zero(out):
+    """BCE on logits against target 0 = softplus(out)."""
+    return bce_with_logits(out, ops.zeros_like(out))
+
+
+# name -> (D's term on real outputs, D's term on fake outputs, G's term, D's decision threshold).
+# "ns" (non-saturating logistic: D softplus(-D(x)) + softplus(D(G(z))), G softplus(-D(G(z)))) is the
+# same function as "bce_logits", which computes softplus stably; the name is the one StyleGAN2 and
+# StudioGAN users know. Wasserstein's G term is its hinge's: -mean(D(G(z))).
+LOSS_TERMS = {
+    "bce": (bce_target_one, bce_target_zero, bce_target_one, 0.5),
+    "bce_logits": (logistic_target_one, logistic_target_zero, logistic_target_one, 0.0),
+    "ns": (logistic_target_one, logistic_target_zero, logistic_target_one, 0.0),
+    "hinge": (hinge_d_real, hinge_d_fake, hinge_g, 0.0),
+    "lsgan": (lsgan_d_real, lsgan_d_fake, lsgan_d_real, 0.5),
+    "wasserstein": (wasserstein_d_real, wasserstein_d_fake, hinge_g, 0.0),
+}
+
+
 class LossFamily:
-    """The D-real, D-fake and G terms of one loss, plus D's decision threshold."""
+    """The D-real, D-fake and G terms of one loss (a :data:`LOSS_TERMS` name), plus D's decision threshold.
+
+    D's accuracy counts outputs on the right side of the threshold: 0.5 for probabilities and for
+    LSGAN's 0/1 targets, 0 for logits, hinge and Wasserstein scores.
+    """
 
     def __init__(self, name):
-        if name not in ("bce", "bce_logits", "hinge"):
+        if name not in LOSS_TERMS:
             raise ValueError(f"unknown loss {name!r}")
         self.name = name
-        # D accuracy: outputs on the right side of 0.5 for probabilities, of 0 for logits/hinge.
-        self.threshold = 0.5 if name == "bce" else 0.0
-
-    def d_real(self, out):
-        if self.name == "hinge":
-            return hinge_d_real(out)
-        fn = bce if self.name == "bce" else bce_with_logits
-        return fn(out, ops.ones_like(out))
-
-    def d_fake(self, out):
-        if self.name == "hinge":
-            return hinge_d_fake(out)
-        fn = bce if self.name == "bce" else bce_with_logits
-        return fn(out, ops.zeros_like(out))
-
-    def g(self, out):
-        if self.name == "hinge":
-            return hinge_g(out)
-        fn = bce if self.name == "bce" else bce_with_logits
-        return fn(out, ops.ones_like(out))
+        self.d_real, self.d_fake, self.g, self.threshold = LOSS_TERMS[name]
 
 
 def l2_half(weights):

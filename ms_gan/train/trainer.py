@@ -263,7 +263,7 @@ class Trainer:
                     self._stop_interrupted(epoch, i, step)
                 batch = real.shape[0]
                 fakes, z_g = iteration_inputs(self.rng, batch, p, self.steps)
-                values = self.steps.iteration(real, fakes, z_g).asnumpy()
+                values = self.steps.run(step, self.rng, real, fakes, z_g).asnumpy()
                 step += 1
                 i += 1
                 current = self._accumulate(sums, values, batch, step, epoch)
@@ -370,6 +370,7 @@ class Trainer:
                 sums["d_acc_fake"] += acc_fake
                 sums["n_fake_upd"] += 1
                 current["d_loss_fake"] = loss_fake
+        d_total = d_total / self.preset.n_critic   # per iteration: the mean over the D part's repeats
         sums["d_loss"] += d_total
         sums["g_loss"] += g_total
         sums["images"] += batch

@@ -46,6 +46,7 @@ def test_files_are_written_with_the_umask(run_dir, tmp_path):
     assert os.stat(out).st_mode & 0o777 == expected
 
 
+@pytest.mark.slow
 def test_a_run_is_extended_and_a_finished_run_says_so(tmp_path):
     out = str(tmp_path / "run")
     r = run_cli("train", *EPOCH_RUN, "--out", out, "--epochs", "1")
@@ -115,6 +116,7 @@ def test_a_byte_flipped_checkpoint_gives_the_whole_reason_without_mindspores_log
     assert "[ERROR]" not in r.stderr and r.stderr.strip().endswith(")"), r.stderr
 
 
+@pytest.mark.slow
 def test_a_mindir_must_match_its_sidecar(tmp_path, run_dir):
     mindir = str(tmp_path / "g.mindir")
     assert run_cli("export", "--ckpt", run_dir, "--out", mindir).returncode == 0
@@ -126,6 +128,7 @@ def test_a_mindir_must_match_its_sidecar(tmp_path, run_dir):
                       "does not fit its metadata")
 
 
+@pytest.mark.slow
 def test_the_progress_line_on_a_50_column_terminal_stays_one_line(tmp_path):
     import fcntl
     import pty

@@ -87,3 +87,75 @@ def test_bce_gradient_is_finite_and_torch_like_when_d_saturates(use_jit):
 
 def test_bce_propagates_nan_instead_of_hiding_it():
     assert math.isnan(float(bce(T([float("nan")]), T([1.0])).asnumpy()))
+
+
+# ---------------------------------------------------------------------------- the loss registry
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+# name -> NumPy float64 (D real term, D fake term, G term), written from the papers' formulas
+NUMPY_LOSSES = {
+    "bce_logits": (lambda o: np.mean(_softplus(-o)), lambda o: np.mean(_softplus(o)), lambda o: np.mean(_softplus(-o))),
+    "ns": (lambda o: np.mean(_softplus(-o)), lambda o: np.mean(_softplus(o)), lambda o: np.mean(_softplus(-o))),
+    "hinge": (lambda o: np.mean(np.maximum(1 - o, 0)), lambda o: np.mean(np.maximum(1 + o, 0)), lambda o: -np.mean(o)),
+    "lsgan": (lambda o: 0.5 * np.mean((o - 1) ** 2), lambda o: 0.5 * np.mean(o ** 2), lambda o: 0.5 * np.mean((o - 1) ** 2)),
+    "wasserstein": (lambda o: -np.mean(o), lambda o: np.mean(o), lambda o: -np.mean(o)),
+    "bce": (lambda p: -np.mean(np.log(p)), lambda p: -np.mean(np.log(1 - p)), lambda p: -np.mean(np.log(p))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_LOSSES))
+def test_every_loss_matches_its_formula(name):
+    from ms_gan.train.objective import LOSSES
+
+    assert set(LOSSES) == set(NUMPY_LOSSES)
+    rng = np.random.default_rng(1)
+    out = rng.uniform(0.02, 0.98, (6, 1)) if name == "bce" else rng.normal(0, 3, (6, 1))
+    family = LossFamily(name)
+    for term, ref in zip((family.d_real, family.d_fake, family.g), NUMPY_LOSSES[name]):
+        assert float(term(T(out)).asnumpy()) == pytest.approx(ref(out.astype(np.float32).astype(np.float64)),
+                                                              rel=1e-5, abs=1e-6)
+    assert family.threshold == (0.5 if name in ("bce", "lsgan") else 0.0)
+
+
+@pytest.mark.parametrize("name", ["dcgan_digits8", "mlp_mnist", "dcgan128_rgb"])
+def test_a_logit_loss_takes_d_before_its_sigmoid(name):
+    base = presets.get(name)
+    hinge = presets.override(base, loss="hinge")
+    assert base.d_output == "prob" and hinge.d_output == "logit"
+    x = T(np.random.default_rng(0).normal(0, 1, (2, base.channels, base.image_size, base.image_size)))
+    probs = build(base, seed=0)[1](x).asnumpy()
+    logits = build(hinge, seed=0)[1](x).asnumpy()   # same seed: same weights, no sigmoid
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-logits.astype(np.float64))), probs, rtol=1e-5, atol=1e-7)
+
+
+def test_bce_on_a_logit_d_is_refused_and_batchnorm_families_are_known():
+    from mindspore import nn
+
+    from ms_gan.errors import UserError
+    from ms_gan.train.objective import D_WITH_BATCHNORM
+
+    with pytest.raises(UserError, match="--loss bce_logits"):
+        presets.override(presets.get("dcgan64"), loss="bce")
+    for p in presets.PRESETS.values():
+        D = build(p, seed=0)[1]
+        has_bn = any(isinstance(c, nn.layer.normalization._BatchNorm) for _, c in D.cells_and_names())
+        assert has_bn == (p.family in D_WITH_BATCHNORM), p.name
+
+
+def test_unknown_loss_and_bad_objective_values_are_user_errors():
+    from ms_gan.errors import UserError
+
+    p = presets.get("dcgan64")
+    for bad, fragment in ((dict(loss="softmax"), "--loss"), (dict(gp=-1.0), "--gp"), (dict(n_critic=0), "--n-critic"),
+                          (dict(diffaugment="color,flip"), "flip")):
+        with pytest.raises(UserError, match=fragment):
+            presets.override(p, **bad)
+
+
+def test_n_critic_repeats_the_d_part_of_the_step_order():
+    assert presets.override(presets.get("dcgan64"), n_critic=3).steps == ("d", "d", "d", "g")
+    digits = presets.override(presets.get("dcgan_digits8"), n_critic=2)
+    assert digits.steps == ("d_fake", "d_real", "d_fake", "d_real", "g") and digits.d_updates == 4

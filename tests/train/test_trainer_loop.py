@@ -9,6 +9,7 @@ from ms_gan.train.rundir import read_jsonl_file
 from ms_gan.train.trainer import RunOptions, Trainer
 
 
+@pytest.mark.slow
 def test_a_failing_evaluation_never_loses_the_epochs_checkpoint(tmp_path):
     device.setup("CPU")
     preset = presets.override(presets.get("dcgan_digits8"), batch_size=256, epochs=2)
