@@ -102,6 +102,15 @@ def set_threads(threads=None):
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
 
 
+def use_native(net):
+    """Every layer of ``net`` back on MindSpore's own convolutions; returns ``net``. For graphs that
+    differentiate a gradient (WGAN-GP, R1): the kernels' ops have first derivatives only."""
+    for _, cell in net.cells_and_names():
+        if getattr(cell, "custom_conv", None) is not None:
+            cell.custom_conv = None
+    return net
+
+
 def configure(threads=None):
     """Called by :func:`ms_gan.device.setup`: hand the kernels the process's CPU threads, check
     ``MS_GAN_KERNELS`` and build the library now (a forced but unavailable ``custom`` fails here, before
