@@ -16,7 +16,6 @@ process's CPU time. ``--kernel-threads`` sizes the kernels' OpenMP team apart fr
 ``--main-idle`` runs the main thread under SCHED_IDLE during the timed calls (Linux), so its spinning only
 gets CPU nobody else wants.
 """
-import argparse
 import json
 import os
 import statistics
@@ -26,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.kernel_layers import parser  # noqa: E402
 from bench.train_throughput import mindspore_iteration, torch_iteration  # noqa: E402
 
 
@@ -36,11 +36,7 @@ def _set_main_idle(on):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="dcgan64")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap = parser()
     ap.add_argument("--kernel-threads", type=int, default=None)
     ap.add_argument("--main-idle", action="store_true")
     ap.add_argument("--variants", default="on,off,torch")

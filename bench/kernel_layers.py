@@ -70,12 +70,18 @@ def _torch_layer(L, x_np, threads):
     return mod
 
 
-def main(argv=None):
+def parser():
+    """The arguments the kernel benchmarks share: --preset, --batch, --repeats, --threads."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="dcgan64")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
     ap.add_argument("--variants", default="native,custom",
                     help="MindSpore variants beside torch (drop native without the AVX2 cap: reference kernel)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
