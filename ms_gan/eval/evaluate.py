@@ -533,7 +533,7 @@ def evaluate_inception(ckpt=None, mindir=None, data="builtin", n=10000, weights=
     extractor = net.provenance()
     # One batch shape for both sets: graph mode compiles the network once.
     batch_size = min(int(batch_size), max(int(n), len(real)))
-    gen_feats, gen_logits = net.features(inception.quantize_generated(generate(G, preset, int(n), seed)), batch_size)
+    gen_feats, gen_logits = net.features(inception.quantize_generated(generate_images(G, preset, int(n), seed)), batch_size)
     ref_feats, ref_logits = net.features(inception.quantize_reference(real), batch_size)
     values = inception_metrics(gen_feats, gen_logits, ref_feats, ref_logits, seed, kid_subsets)
     protocol = inception_protocol(extractor, preset, len(gen_feats), len(ref_feats), split, seed,

@@ -72,6 +72,7 @@ def test_unlabelled_sources_are_refused_naming_what_is_missing(tmp_path):
     assert not (tmp_path / "c.ckpt").exists()
 
 
+@pytest.mark.slow
 def test_train_classifier_on_builtin_rgb_mnist_and_npz_records_its_metadata(work, tmp_path):
     root = work["root"]
     meta = _train_classifier(tmp_path / "b16.ckpt", "--data", "builtin", "--size", "16", "--channels", "3")
@@ -101,6 +102,7 @@ def test_train_classifier_on_builtin_rgb_mnist_and_npz_records_its_metadata(work
     assert_user_error(r, "--size 32 contradicts --preset dcgan64 (64)")
 
 
+@pytest.mark.slow
 def test_eval_and_eval_every_on_an_rgb_folder_with_matching_classifiers(work, tmp_path):
     colour = work["colour"]
     # dcgan128_rgb reads the 16x16 folder at 128x128 RGB; dcgan_digits8 at 8x8 gray.
@@ -142,6 +144,7 @@ def test_eval_and_eval_every_on_an_rgb_folder_with_matching_classifiers(work, tm
     work["g128"] = ckpt
 
 
+@pytest.mark.slow
 def test_mismatched_classifiers_are_refused_in_one_line_before_work(work, tmp_path):
     gray8 = work.get("gray8") or pytest.skip("needs the classifiers of the previous test")
     colour = work["colour"]
