@@ -287,10 +287,9 @@ def load(path):
     try:
         with quiet_native_stderr():
             params = ms.load_checkpoint(path, crc_check=True)
-    except Exception as exc:  # MindSpore's CRC message wrongly blames permissions: not repeated
+    except Exception as exc:
         raise UserError(f"checkpoint {path} is corrupt or not a MindSpore checkpoint "
-                        f"(CRC or format check failed: {' '.join(str(exc).split()) or exc.__class__.__name__})"
-                        ) from None
+                        f"({_load_failure(path, exc)}); use another checkpoint or re-run training") from None
     fmt = params.pop("ms_gan_format", None)
     raw = params.pop("ms_gan_meta", None)
     if fmt is None or raw is None:
@@ -311,6 +310,19 @@ def _current_names(params, meta):
 
     preset = presets.PRESETS.get(meta.get("preset"))
     return params if preset is None else rename(params, preset.name, preset.param_prefixes)
+
+
+def _load_failure(path, exc):
+    """Why MindSpore could not read a checkpoint, in our words where its own mislead.
+
+    MindSpore 2.10 answers a CRC mismatch (a flipped or cut byte) with "Failed to read the
+    checkpoint file ... May not have permission to read it": for a file we can read, the
+    permission guess is wrong, so the reason given is the checksum.
+    """
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    if "permission" in text.lower() and os.access(path, os.R_OK):
+        return "its CRC check or format parse failed: the bytes differ from what was written"
+    return text
 
 
 def read_meta(path):
