@@ -32,8 +32,12 @@ def run(args):
         if not args.out.lower().endswith(SUFFIX[fmt]) and os.path.splitext(args.out)[1]:
             raise UserError(f"--out {args.out!r} does not end in {SUFFIX[fmt]} (the {fmt} suffix)")
         out = args.out if args.out.lower().endswith(SUFFIX[fmt]) else args.out + SUFFIX[fmt]
-        common.check_output_file(out, "--out")
-        common.check_output_file(out + ".json", "--out")
+    else:   # the default name comes from the checkpoint's preset: checked before any work all the same
+        from ms_gan.checkpoint import read_meta
+
+        out = f"{read_meta(args.ckpt)['preset']}_{args.net}{SUFFIX[fmt]}"
+    common.check_output_file(out, "--out")
+    common.check_output_file(out + ".json", "--out")
     common.setup_device(args)
     result = export(args.ckpt, fmt, args.out, args.net, use_ema=not args.no_ema)
     what = "generator" if result["net"] == "g" else "discriminator"

@@ -161,3 +161,10 @@ def test_the_progress_line_on_a_50_column_terminal_stays_one_line(tmp_path):
     redraws = text.replace("\r\n", "\n").split("\r")
     assert len(redraws) > 2 and all(len(part.rstrip("\n")) <= 49 for part in redraws), redraws
     assert "\n" not in "".join(redraws[1:-1]), redraws   # every refresh stays on its line
+
+
+def test_export_checks_its_default_output_name_before_any_work(tmp_path, run_dir):
+    (tmp_path / "dcgan_digits8_g.mindir").mkdir()   # a folder where the default file would go
+    r = run_cli("export", "--ckpt", run_dir, cwd=str(tmp_path))
+    assert_user_error(r, "dcgan_digits8_g.mindir", "is a directory")
+    assert sorted(os.listdir(tmp_path)) == ["dcgan_digits8_g.mindir"]
