@@ -233,6 +233,8 @@ def override(preset, **values):
     from ms_gan.train import objective
 
     result = dataclasses.replace(preset, **objective.resolve(preset, changes))
+    if not result.conditional:   # the class count means nothing without the class inputs
+        result = dataclasses.replace(result, num_classes=0)
     if result.conditional and (result.gp or result.r1):
         raise UserError("--gp and --r1 are not available with --conditional yet (the penalty's input gradient "
                         "of D takes no class); drop the penalty or --conditional")
@@ -242,8 +244,9 @@ def override(preset, **values):
 def _check_conditional(preset, changes):
     conditional = bool(changes.get("conditional", preset.conditional))
     if conditional and preset.family not in CONDITIONAL_FAMILIES:
+        usable = ", ".join(p.name for p in PRESETS.values() if p.family in CONDITIONAL_FAMILIES and not p.conditional)
         raise UserError(f"--conditional: preset {preset.name} ({preset.family}) has no class-conditional form; use "
-                        f"one of the conv presets ({', '.join(p.name for p in PRESETS.values() if p.family in CONDITIONAL_FAMILIES and not p.conditional)})")
+                        f"one of the conv presets ({usable})")
     if "num_classes" in changes:
         k = int(changes["num_classes"])
         if not conditional:

@@ -102,7 +102,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         return ops.mean(ops.cast(out < thr, ms.float32))
 
     def judge(x, draws, y=None):
-        """D's output for images ``x`` (of classes ``y``), augmented with ``draws`` (rows of the iteration's draws) if on."""
+        """D's output for images ``x`` (of classes ``y``), augmented with ``draws`` (the iteration's rows) if on."""
         if policies:
             x = diff_augment(x, draws[:, 1:])
         if y is None:
