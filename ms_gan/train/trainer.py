@@ -42,6 +42,7 @@ def iteration_inputs(rng, batch, preset, steps):
     images themselves for recipes whose G makes D's fakes in eval mode. One tensor, not a
     tuple (tuples of tensors would make mindspore.jit recompile every call); noise is stacked
     in NumPy (one host copy, no eager op). The trainer and the benchmark share this function.
+    A conditional preset returns ``(fake_inputs, z_g, fake_classes)`` (:func:`class_draws`).
     """
     import mindspore as ms
     from mindspore import ops
