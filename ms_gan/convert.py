@@ -13,6 +13,11 @@ MindSpore (relative to G / D)          PyTorch
 ``<sn>.layer.bias``                    ``<sn>.bias``
 ``<sn>.weight_u`` / ``<sn>.weight_v``  ``<sn>.weight_u`` / ``<sn>.weight_v``
 ``<sn>.sigma``                         (none: recomputed as u^T W v)
+``<cbn>.norm.gamma`` / ``.beta``       (none: conditional BN's inner BatchNorm has no affine;
+                                       fixed at 1 / 0)
+``<embed>.table`` (class embedding,    ``<embed>.weight`` (``nn.Embedding(classes, dim)``)
+projection)
+``<cbn>.class_scale`` / ``class_shift`` the same name (``nn.Parameter`` (classes, channels))
 anything else (Dense, Conv, ConvT,     the same name; Dense (out, in), Conv (out, in, kh, kw)
 attention convs and gamma)             and ConvTranspose (in, out, kh, kw) layouts agree
 =====================================  ==========================================
@@ -109,6 +114,7 @@ def _param_map(net, prefix):
     """
     from mindspore import nn
 
+    from ms_gan.nn.conditional import ClassEmbedding, Projection
     from ms_gan.nn.spectral_norm import SpectralNorm
 
     cells = dict(net.cells_and_names())
@@ -118,7 +124,12 @@ def _param_map(net, prefix):
         owner, attr = rel.rsplit(".", 1) if "." in rel else ("", rel)
         cell = cells.get(owner)
         parent_name = owner.rsplit(".", 1)[0] if owner.endswith(".layer") else None
-        if isinstance(cell, nn.layer.normalization._BatchNorm):
+        bn = isinstance(cell, nn.layer.normalization._BatchNorm)
+        if bn and attr in ("gamma", "beta") and not cell.gamma.requires_grad:
+            out.append((None, p, "fixed", owner))   # conditional BN's inner BatchNorm: no affine in PyTorch
+        elif isinstance(cell, (ClassEmbedding, Projection)):
+            out.append((f"{owner}.weight", p, "value", owner))
+        elif bn:
             out.append((f"{owner}.{BATCH_NORM_TO_TORCH[attr]}", p, "value", owner))
         elif isinstance(cell, SpectralNorm):
             out.append((None if attr == "sigma" else rel, p, "sigma" if attr == "sigma" else "value", owner))

@@ -17,6 +17,9 @@
 * Next to the exported file a JSON sidecar ``FILE.json`` records the preset name
   and overrides, the network, the input shape and the source checkpoint, so
   ``ms-gan sample --mindir FILE`` needs no model code and no flags.
+* A class-conditional network (``train --conditional``) takes a second input, the int32 class
+  labels (N,), beside the noise (or images); the sidecar records it (``class_input``,
+  ``num_classes``).
 """
 import os
 import shutil
@@ -24,7 +27,7 @@ import tempfile
 
 from ms_gan import checkpoint as ckpt_io
 from ms_gan.errors import UserError
-from ms_gan.generate import SIDECAR_FORMAT, load_network, sidecar_path
+from ms_gan.generate import SIDECAR_FORMAT, balanced_classes, load_network, sidecar_path
 
 FORMATS = ("MINDIR", "ONNX")
 SUFFIX = {"MINDIR": ".mindir", "ONNX": ".onnx"}
@@ -141,7 +144,9 @@ def export_ready(net, onnx=False):
         for key, child in list(children.items()):
             if type(child) in swaps:
                 children[key] = swaps[type(child)](child)
-    wrapper = PrimaryOutput(net)
+    from ms_gan.nn.conditional import ClassInputOutput, is_conditional
+
+    wrapper = ClassInputOutput(net) if is_conditional(net) else PrimaryOutput(net)
     wrapper.set_train(False)
     return wrapper
 
@@ -187,11 +192,14 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
     # The reference for the ONNX check comes from the network as trained, before
     # export_ready swaps layers, at a batch other than the export's.
     check_x = rng.standard_normal(input_shape(preset, net, 3)).astype(np.float32)
+    # a conditional network's second input: class labels (N,) int32
+    classes = bool(preset.num_classes)
+    check_inputs = (check_x,) + ((balanced_classes(preset, 3),) if classes else ())
     check_y = None
     if fmt == "ONNX" and verify and _has_onnxruntime():
         from ms_gan.models import primary
 
-        check_y = primary(cell(ms.Tensor(check_x))).asnumpy()
+        check_y = primary(cell(*[ms.Tensor(a) for a in check_inputs])).asnumpy()
     wrapper = export_ready(cell, onnx=fmt == "ONNX")
     result = {"path": out, "sidecar": sidecar_path(out), "preset": preset.name, "net": net, "format": fmt}
     with ckpt_io.atomic_output(out) as tmp, tempfile.TemporaryDirectory(prefix="ms_gan_export_") as scratch:
@@ -199,11 +207,15 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
         # it writes under a plain temporary name, then the file moves into place.
         base = os.path.join(scratch, "net")
         if fmt == "MINDIR":
-            spec = ms.Tensor(shape=input_shape(preset, net), dtype=ms.float32)
-            ms.export(wrapper, spec, file_name=base, file_format="MINDIR")
+            specs = [ms.Tensor(shape=input_shape(preset, net), dtype=ms.float32)]
+            if classes:
+                specs.append(ms.Tensor(shape=[None], dtype=ms.int32))
+            ms.export(wrapper, *specs, file_name=base, file_format="MINDIR")
         else:
-            example = rng.standard_normal(input_shape(preset, net, ONNX_EXPORT_BATCH)).astype(np.float32)
-            ms.export(wrapper, ms.Tensor(example), file_name=base, file_format="ONNX")
+            example = [rng.standard_normal(input_shape(preset, net, ONNX_EXPORT_BATCH)).astype(np.float32)]
+            if classes:
+                example.append(balanced_classes(preset, ONNX_EXPORT_BATCH))
+            ms.export(wrapper, *[ms.Tensor(a) for a in example], file_name=base, file_format="ONNX")
         written = base + SUFFIX[fmt]
         if not os.path.isfile(written):
             raise UserError(f"MindSpore did not write {out}")
@@ -212,7 +224,7 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
             result["max_abs_diff"] = None
             if check_y is not None:
                 expected = check_y
-                got = run_onnx(written, check_x)
+                got = run_onnx(written, *check_inputs)
                 diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
                 # Relative: a fresh spectrally normalised D outputs values near 1e6.
                 if not diff <= 1e-4 * max(1.0, float(np.max(np.abs(expected)))):
@@ -225,6 +237,8 @@ def export(ckpt, fmt="MINDIR", out=None, net="g", verify=True, use_ema=True):
         "overrides": meta.get("overrides", {}), "input_shape": input_shape(preset, net),
         "input": "noise (N, z_dim) from the preset's distribution" if net == "g" else "images (N, C, H, W) in [-1, 1]",
         "output": "images (N, C, H, W) in [-1, 1]" if net == "g" else f"D output (N, 1), a {preset.d_output}",
+        "class_input": ("class labels (N,) int32 in 0..num_classes-1, the second input" if classes else None),
+        "num_classes": int(preset.num_classes),
         "source_checkpoint": os.path.abspath(path), "step": meta.get("step"), "epoch": meta.get("epoch"),
         "sha256": ckpt_io.file_sha256(out), "mindspore": ms.__version__,
     }
@@ -385,8 +399,9 @@ def _resize_sizes_to_scales(model, constants, initializers, batch):
         graph.initializer.remove(init)
 
 
-def run_onnx(path, x):
-    """Run an ONNX file with onnxruntime on one float32 input; returns the first output."""
+def run_onnx(path, x, classes=None):
+    """Run an ONNX file with onnxruntime on one float32 input (and int32 class labels for a
+    conditional network); returns the first output."""
     import numpy as np
 
     try:
@@ -396,7 +411,10 @@ def run_onnx(path, x):
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+    names = [i.name for i in session.get_inputs()]
+    feed = {names[0]: np.ascontiguousarray(x, dtype=np.float32)}
+    if classes is not None:
+        feed[names[1]] = np.ascontiguousarray(classes, dtype=np.int32)
+    return session.run(None, feed)[0]
 
 

@@ -31,6 +31,31 @@ def noise(preset, n, seed):
     return sample_noise(np.random.default_rng(seed), n, preset)
 
 
+# ---------------------------------------------------------------------------- classes (conditional models)
+
+
+def balanced_classes(preset, n):
+    """Class labels int32 (n,) cycling 0, 1, ..., K-1 (every class equally often); None if unconditional."""
+    if not preset.num_classes:
+        return None
+    return (np.arange(n) % preset.num_classes).astype(np.int32)
+
+
+def grid_classes(preset):
+    """Labels of the training grid (grid_rows x grid_cols): row r shows class r mod K."""
+    rows = np.arange(preset.grid_rows * preset.grid_cols) // preset.grid_cols
+    return (rows % preset.num_classes).astype(np.int32)
+
+
+def check_class(preset, k, flag="--class"):
+    """Refuse ``k`` for an unconditional model or outside 0..K-1, before any image is made."""
+    if not preset.num_classes:
+        raise UserError(f"{flag}: {preset.name} is not a class-conditional model (train one with --conditional)")
+    if not 0 <= int(k) < preset.num_classes:
+        raise UserError(f"{flag} {k} is out of range: this model knows classes 0..{preset.num_classes - 1}")
+    return int(k)
+
+
 def check_count(n, what="--n"):
     """Refuse image counts above :data:`MAX_IMAGES` before anything is allocated."""
     if n > MAX_IMAGES:
@@ -159,7 +184,8 @@ def load_mindir(path):
     """(callable G, preset) from an exported generator ``.mindir`` and its JSON sidecar.
 
     The callable is an ``nn.GraphCell`` over ``mindspore.load(path)``: it takes a
-    float32 Tensor (N, z_dim) for any N and returns images (N, C, H, W) in [-1, 1].
+    float32 Tensor (N, z_dim) for any N (and int32 class labels (N,) for a conditional
+    model) and returns images (N, C, H, W) in [-1, 1].
     The sidecar must describe this very file (its SHA-256) and the graph must map the
     sidecar preset's noise to that preset's image shape (one trial batch of 1).
     """
@@ -193,7 +219,10 @@ def load_mindir(path):
     expected = (1, preset.channels, preset.image_size, preset.image_size)
     try:
         with ckpt_io.quiet_native_stderr():
-            shape = tuple(G(ms.Tensor(noise(preset, 1, 0))).shape)
+            trial = (ms.Tensor(noise(preset, 1, 0)),)
+            if preset.num_classes:
+                trial += (ms.Tensor(balanced_classes(preset, 1)),)
+            shape = tuple(G(*trial).shape)
     except Exception:
         shape = None
     if shape != expected:
@@ -205,10 +234,11 @@ def load_mindir(path):
 # ---------------------------------------------------------------------------- images
 
 
-def run_generator(G, z, batch_size=256):
+def run_generator(G, z, batch_size=256, classes=None):
     """G's outputs for latent vectors ``z`` (N, z_dim): images (N, C, H, W) as float32 NumPy.
 
-    Extra outputs (attention maps) are dropped. Runs in batches to bound memory.
+    ``classes`` (N,) int labels for a conditional G (None otherwise). Extra outputs (attention
+    maps) are dropped. Runs in batches to bound memory.
     """
     import mindspore as ms
 
@@ -219,14 +249,22 @@ def run_generator(G, z, batch_size=256):
     chunks = []
     for start in range(0, len(z), batch_size):
         interrupt.check()
-        out = G(ms.Tensor(np.ascontiguousarray(z[start:start + batch_size], dtype=np.float32)))
+        inputs = (ms.Tensor(np.ascontiguousarray(z[start:start + batch_size], dtype=np.float32)),)
+        if classes is not None:
+            inputs += (ms.Tensor(np.ascontiguousarray(classes[start:start + batch_size], dtype=np.int32)),)
+        out = G(*inputs)
         chunks.append(primary(out).asnumpy())
     return np.concatenate(chunks, axis=0)
 
 
-def generate_images(G, preset, n, seed, batch_size=256):
-    """``n`` images (N, C, H, W) in [-1, 1] from G with the preset's noise of ``seed``; finite or UserError."""
-    images = run_generator(G, noise(preset, n, seed), batch_size=batch_size)
+def generate_images(G, preset, n, seed, batch_size=256, classes=None):
+    """``n`` images (N, C, H, W) in [-1, 1] from G with the preset's noise of ``seed``; finite or UserError.
+
+    A conditional G makes ``classes`` (default: every class equally often, :func:`balanced_classes`).
+    """
+    if classes is None:
+        classes = balanced_classes(preset, n)
+    images = run_generator(G, noise(preset, n, seed), batch_size=batch_size, classes=classes)
     if not np.all(np.isfinite(images)):
         raise UserError("the generator produced NaN or infinite values (diverged training?)")
     return images

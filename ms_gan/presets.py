@@ -79,6 +79,9 @@ class Preset:
     r1_every: int = 1                # lazy R1: every k iterations, with gain k
     n_critic: int = 1                # D updates per G update
     diffaugment: str = ""            # DiffAugment policies, e.g. "color,translation,cutout"
+    # class-conditional model (ms_gan.nn.conditional): G takes a class, D is a projection discriminator
+    conditional: bool = False
+    num_classes: int = 0             # set from the training data's labels (train --conditional records it)
 
     @property
     def d_output(self):
@@ -175,6 +178,16 @@ _register(Preset(
 ))
 
 
+# ---- class-conditional presets (issue 15): an article recipe with G and D taking the class
+_register(dataclasses.replace(
+    PRESETS["dcgan_digits8"], name="cdcgan_digits8",
+    summary="class-conditional tiny DCGAN on the 8x8 digits (class embedding to z, projection D); 200 epochs",
+    source="seed 000's recipe made conditional (Miyato & Koyama 2018 projection discriminator)",
+    fixes="none in the recipe; G concatenates a learned class embedding to z, D adds a class projection",
+    conditional=True, num_classes=10,
+))
+
+
 def names():
     return sorted(PRESETS)
 
@@ -188,9 +201,12 @@ def get(name):
                         f"(ms-gan presets lists them)") from None
 
 
+# Families whose networks take a class (ms_gan.nn.conditional); the MLP has no conditional form.
+CONDITIONAL_FAMILIES = ("dcgan_digits8", "dcgan_mnist28", "dcgan64", "dcgan128_rgb")
+
 OVERRIDABLE = ("epochs", "batch_size", "lr_g", "lr_d", "beta1_g", "beta2_g", "beta1_d", "beta2_d", "z_dim",
                "d_l2_coef", "sn_iterations", "g_batch_mult", "attention_every",
-               "loss", "gp", "r1", "r1_every", "n_critic", "diffaugment")
+               "loss", "gp", "r1", "r1_every", "n_critic", "diffaugment", "conditional", "num_classes")
 
 
 def override(preset, **values):
@@ -213,9 +229,30 @@ def override(preset, **values):
     if "batch_size" in changes and int(changes["batch_size"]) % preset.real_batch_div:
         raise UserError(f"preset {preset.name} splits batches in {preset.real_batch_div}: "
                         f"--batch-size must be a multiple of {preset.real_batch_div}")
+    _check_conditional(preset, changes)
     from ms_gan.train import objective
 
-    return dataclasses.replace(preset, **objective.resolve(preset, changes))
+    result = dataclasses.replace(preset, **objective.resolve(preset, changes))
+    if not result.conditional:   # the class count means nothing without the class inputs
+        result = dataclasses.replace(result, num_classes=0)
+    if result.conditional and (result.gp or result.r1):
+        raise UserError("--gp and --r1 are not available with --conditional yet (the penalty's input gradient "
+                        "of D takes no class); drop the penalty or --conditional")
+    return result
+
+
+def _check_conditional(preset, changes):
+    conditional = bool(changes.get("conditional", preset.conditional))
+    if conditional and preset.family not in CONDITIONAL_FAMILIES:
+        usable = ", ".join(p.name for p in PRESETS.values() if p.family in CONDITIONAL_FAMILIES and not p.conditional)
+        raise UserError(f"--conditional: preset {preset.name} ({preset.family}) has no class-conditional form; use "
+                        f"one of the conv presets ({usable})")
+    if "num_classes" in changes:
+        k = int(changes["num_classes"])
+        if not conditional:
+            raise UserError("num_classes applies to conditional models only (train --conditional)")
+        if k < 2:
+            raise UserError(f"a conditional model needs labels of at least 2 classes; the data has {k}")
 
 
 def to_dict(preset):

@@ -60,6 +60,11 @@ def _inputs(preset, net, batch):
     return np.random.default_rng(batch).standard_normal(input_shape(preset, net, batch)).astype(np.float32)
 
 
+def _classes(preset, batch):
+    """() or (labels,) for G's inputs: class-conditional presets take class labels (N,) int32."""
+    return () if not preset.num_classes else ((np.arange(batch) * 7 % preset.num_classes).astype(np.int32),)
+
+
 @pytest.mark.parametrize("name", presets.names())
 def test_mindir_generator_matches_checkpoint_for_any_batch(checkpoints, tmp_path, name):
     path, G, _ = checkpoints[name]
@@ -69,8 +74,9 @@ def test_mindir_generator_matches_checkpoint_for_any_batch(checkpoints, tmp_path
     assert preset.name == name
     for batch in BATCHES:
         z = _inputs(preset, "g", batch)
-        expected = primary(G(ms.Tensor(z))).asnumpy()
-        got = loaded(ms.Tensor(z))
+        y = _classes(preset, batch)   # conditional presets: the class input beside the noise
+        expected = primary(G(ms.Tensor(z), *[ms.Tensor(c) for c in y])).asnumpy()
+        got = loaded(ms.Tensor(z), *[ms.Tensor(c) for c in y])
         assert isinstance(got, ms.Tensor)  # one output: attention maps are dropped
         got = got.asnumpy()
         assert got.shape == (batch, preset.channels, preset.image_size, preset.image_size)
@@ -105,8 +111,9 @@ def test_repaired_onnx_generator_matches_checkpoint_for_any_batch(checkpoints, t
     assert result["max_abs_diff"] is not None and result["max_abs_diff"] <= 1e-5
     for batch in BATCHES:
         z = _inputs(preset, "g", batch)
-        expected = primary(G(ms.Tensor(z))).asnumpy()
-        got = run_onnx(result["path"], z)
+        y = _classes(preset, batch)
+        expected = primary(G(ms.Tensor(z), *[ms.Tensor(c) for c in y])).asnumpy()
+        got = run_onnx(result["path"], z, *y)
         assert got.shape == expected.shape
         assert np.max(np.abs(got - expected)) <= 1e-5, (name, batch)
 

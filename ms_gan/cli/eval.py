@@ -92,6 +92,9 @@ def evaluate(args):
         if key in s:
             base = b.get(key)
             print(f"{key:<18}{s[key]:>12.4f}{'' if base is None else format(base, '>14.4f')}")
+    if "recognition_rate" in s:   # a conditional G: the classifier recognises the asked class
+        per_class = " ".join(f"{k}:{v:.3f}" for k, v in s["recognition_per_class"].items())
+        print(f"{'recognition_rate':<18}{s['recognition_rate']:>12.4f}  per class {per_class}")
     if args.out:
         print(f"wrote {args.out}")
     return 0

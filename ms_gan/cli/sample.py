@@ -8,9 +8,14 @@ SAMPLE_SUFFIXES = common.IMAGE_SUFFIXES + (".npy",)
 def register(sub):
     p = sub.add_parser("sample", help="generate an image grid (or .npy) from a checkpoint or MindIR")
     common.add_generator_source(p)
-    p.add_argument("--n", type=common.positive_int, default=64, help="number of images (default 64)")
+    p.add_argument("--n", type=common.positive_int, default=None,
+                   help="number of images (default 64; with --per-class, images per class, default 10)")
     p.add_argument("--noise", default=None, help="a .npy of latent vectors (N, z_dim) to use instead")
     p.add_argument("--rows", type=common.positive_int, default=None, help="grid rows (default: square)")
+    _add_class_flag(p, "conditional models: every image of this class (default: the classes in turn)")
+    p.add_argument("--per-class", action="store_true",
+                   help="conditional models: one row per class, --n images per row (default 10), the same "
+                        "noise down each column")
     _add_seed_out_device(p, "noise seed", "output .png/.jpg grid, or .npy for float32 (N,C,H,W) in [-1,1]")
     p.set_defaults(func=sample)
 
@@ -20,6 +25,7 @@ def register(sub):
     p.add_argument("--steps", type=common.positive_int, default=10, help="points per row, endpoints included")
     p.add_argument("--rows", type=common.positive_int, default=1, help="number of latent pairs")
     p.add_argument("--slerp", action="store_true", help="spherical interpolation (for Gaussian noise)")
+    _add_class_flag(p, "conditional models: interpolate within this class (default: row r shows class r mod K)")
     _add_seed_out_device(p, "seed of the endpoint latent vectors", "output image (.png or .jpg)")
     p.set_defaults(func=interpolate)
 
@@ -32,6 +38,24 @@ def register(sub):
                    help="query pixel in the attention map (default: the centre, (7, 7) of 16x16 as the article)")
     _add_seed_out_device(p, "noise seed", "output image (.png or .jpg)")
     p.set_defaults(func=attention)
+
+
+def _add_class_flag(p, text):
+    p.add_argument("--class", dest="class_", type=common.non_negative_int, default=None, metavar="K", help=text)
+
+
+def _classes(preset, n, class_, rows=None):
+    """Class labels (n,) for a conditional G: all ``class_``, or ``rows`` rows of one class each
+    (row r: class r mod K), or the classes in turn; None for an unconditional G (``--class`` refused)."""
+    import numpy as np
+
+    from ms_gan.generate import balanced_classes, check_class
+
+    if class_ is not None:
+        return np.full(n, check_class(preset, class_), np.int32)
+    if rows and preset.num_classes:
+        return (np.arange(n) // (n // rows) % preset.num_classes).astype(np.int32)
+    return balanced_classes(preset, n)
 
 
 def _add_seed_out_device(p, seed_help, out_help):
@@ -48,20 +72,34 @@ def sample(args):
 
     check_one_source(args.ckpt, args.mindir)
     common.check_output_file(args.out, "--out", SAMPLE_SUFFIXES)
-    check_count(args.n)
+    n = args.n or (10 if args.per_class else 64)
+    check_count(n)
+    if args.per_class and (args.class_ is not None or args.noise or args.rows):
+        raise UserError("--per-class makes one row per class: drop --class, --noise and --rows")
     common.setup_device(args)
     if args.mindir is not None:
         G, preset = load_mindir(args.mindir)
     else:
         preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
-    z = load_noise(args.noise, preset) if args.noise else noise(preset, args.n, args.seed)
-    images = run_generator(G, z)
+    rows = args.rows
+    if args.per_class:
+        if not preset.num_classes:
+            raise UserError(f"--per-class: {preset.name} is not a class-conditional model (train one with "
+                            f"--conditional)")
+        import numpy as np
+
+        check_count(n * preset.num_classes, "--n x classes")
+        rows = preset.num_classes
+        z = np.tile(noise(preset, n, args.seed), (rows, 1))   # the same noise down each column
+    else:
+        z = load_noise(args.noise, preset) if args.noise else noise(preset, n, args.seed)
+    images = run_generator(G, z, classes=_classes(preset, len(z), args.class_, rows if args.per_class else None))
     if args.out.lower().endswith(".npy"):
         import numpy as np
 
         ckpt_io.write_npy(args.out, images.astype(np.float32))
     else:
-        rows, cols = common.grid_shape(len(images), args.rows)
+        rows, cols = common.grid_shape(len(images), rows)
         viz.save_grid(images, args.out, rows, cols, preset.grid_gap)
     print(f"wrote {len(images)} images of {preset.name} to {args.out}")
     return 0
@@ -81,7 +119,7 @@ def interpolate(args):
     preset, G, _ = load_generator(args.ckpt, use_ema=not args.no_ema)
     ends = noise(preset, 2 * args.rows, args.seed)
     z = np.concatenate([between(ends[2 * r], ends[2 * r + 1], args.steps, args.slerp) for r in range(args.rows)])
-    images = run_generator(G, z)
+    images = run_generator(G, z, classes=_classes(preset, len(z), args.class_, args.rows))
     viz.save_grid(images, args.out, args.rows, args.steps, preset.grid_gap)
     kind = "spherical" if args.slerp else "linear"
     print(f"wrote {args.rows} {kind} interpolation row(s) of {args.steps} steps to {args.out}")

@@ -38,6 +38,8 @@ def register(sub):
     p.add_argument("--out", default=None, help="run directory (default runs/PRESET); an existing one is resumed")
     for flag, dest, typ, text in OVERRIDE_FLAGS:
         p.add_argument(flag, dest=dest, type=typ, default=None, help=f"{text} (default: the preset's)")
+    p.add_argument("--conditional", action="store_true",
+                   help="class-conditional G and projection D (conv presets); classes from the data's labels")
     p.add_argument("--max-steps", type=common.positive_int, default=None,
                    help="stop after this many iterations in total")
     p.add_argument("--seed", type=common.non_negative_int, default=0, help="seed of weights, noise and data order")
@@ -75,6 +77,17 @@ def _periodic_evaluation(preset, eval_data, eval_n, seed, classifier):
     return evaluate
 
 
+def _conditional(preset, overrides, data, asked):
+    """The preset made conditional with the data's number of classes (recorded as overrides), before any work."""
+    from ms_gan import presets
+    from ms_gan.data.pipeline import class_labels
+
+    overrides = dict(overrides, conditional=True) if asked and not preset.conditional else dict(overrides)
+    presets.override(preset, **overrides)   # refuses families without a conditional form first
+    overrides["num_classes"] = class_labels(data)[1]
+    return presets.override(presets.get(preset.name), **overrides), overrides
+
+
 def run(args):
     from ms_gan import presets
     from ms_gan.data import ImageSpec, describe_source
@@ -88,6 +101,8 @@ def run(args):
     data = args.data if args.data is not None else "builtin"
     # Validates the path before MindSpore starts; says which image sizes are resized (logged by the trainer).
     description = describe_source(data, ImageSpec(preset.image_size, preset.channels))
+    if args.conditional or preset.conditional:
+        preset, overrides = _conditional(preset, overrides, data, args.conditional)
     out = args.out or os.path.join("runs", preset.name)
     common.check_output_dir(out)
     if args.ema is not None and not args.ema < 1.0:

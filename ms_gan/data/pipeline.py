@@ -99,6 +99,40 @@ def load_images(data, spec, usage="train"):
     return _to_spec(images01, spec), (None if labels is None else np.asarray(labels, dtype=np.int64))
 
 
+LABEL_SOURCES = ("the built-in digits, an MNIST IDX folder, an image folder with one sub-folder per class, "
+                 "or a .npz with a 'labels' array")
+
+
+def class_labels(data):
+    """(labels int64 (N,), number of classes) of a training source, read without decoding images.
+
+    For ``train --conditional``, before any work: UserError naming what has labels when ``data``
+    has none (a .npy, a .npz without ``labels``/``y``, an image folder without class sub-folders).
+    """
+    kind, path = resolve_source(data)
+    labels = None
+    if kind == "builtin":
+        labels = builtin.load_digits()[1]
+    elif kind == "mnist":
+        folder = sources.prepare_mnist_dir(path, "train")
+        labels = sources.read_idx(os.path.join(folder, sources.MNIST_FILES["train"][1]))
+    elif kind == "folder":
+        labels = sources.folder_labels(path, sources.list_images(path))
+        if len(labels) == 0 or labels.min() < 0:
+            labels = None   # images directly in the folder have no class
+    elif path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as arrays:
+            key = next((k for k in ("labels", "y") if k in arrays.files), None)
+            labels = None if key is None else np.asarray(arrays[key]).reshape(-1)
+    if labels is not None and len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"the labels of {data} are {labels.dtype} values; class labels must be integers 0..K-1")
+    if labels is None or len(labels) == 0 or int(labels.max()) < 1:
+        raise UserError(f"--conditional needs class labels and {describe_source(data)} has none: use {LABEL_SOURCES}")
+    if int(labels.min()) < 0:
+        raise UserError(f"the labels of {data} include {int(labels.min())}; class labels must be 0..K-1")
+    return labels.astype(np.int64), int(labels.max()) + 1
+
+
 def epoch_order(n, seed, epoch, sampling="shuffle", num_shards=1, shard_id=0):
     """Indices this shard reads in ``epoch``: a pure function of its arguments."""
     if sampling not in SAMPLINGS:
@@ -132,6 +166,17 @@ class _BatchSource:
         return (self.images[self.batches[i]],)
 
 
+class _LabelledBatchSource(_BatchSource):
+    """Batches of (images, int32 labels) for conditional models."""
+
+    def __init__(self, images, labels, batches):
+        super().__init__(images, batches)
+        self.labels = labels
+
+    def __getitem__(self, i):
+        return self.images[self.batches[i]], self.labels[self.batches[i]]
+
+
 class ImagePipeline:
     """A training data source: builds one epoch's ``mindspore.dataset`` pipeline at a time.
 
@@ -143,10 +188,11 @@ class ImagePipeline:
         sampling: 'shuffle' (each image once per epoch) or 'replacement' (uniform draws).
         drop_remainder: drop the last incomplete batch of an epoch.
         num_shards, shard_id: this process's slice of the data (distributed training).
+        labels: also yield each batch's int32 class labels (a second column; conditional models).
     """
 
     def __init__(self, data, spec, batch_size, seed=0, sampling="shuffle", drop_remainder=True,
-                 num_shards=1, shard_id=0):
+                 num_shards=1, shard_id=0, labels=False):
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
         self.kind, self.path = resolve_source(data)
@@ -157,6 +203,8 @@ class ImagePipeline:
         self.drop_remainder = bool(drop_remainder)
         self.num_shards = int(num_shards)
         self.shard_id = int(shard_id)
+        self.with_labels = bool(labels)
+        self.labels = class_labels(data)[0].astype(np.int32) if labels and self.kind != "mnist" else None
         if self.kind == "mnist":
             self.mnist_dir = sources.prepare_mnist_dir(self.path, "train")
             self.num_samples = len(sources.read_idx(os.path.join(self.mnist_dir, sources.MNIST_FILES["train"][1])))
@@ -164,6 +212,9 @@ class ImagePipeline:
         else:
             self.images, _ = load_images(data, spec)
             self.num_samples = len(self.images)
+        if self.labels is not None and len(self.labels) != self.num_samples:
+            raise UserError(f"{data} holds {self.num_samples} images but {len(self.labels)} labels; "
+                            f"give one label per image")
         per_shard = self.num_samples // self.num_shards
         if per_shard < self.batch_size and self.drop_remainder:
             raise UserError(f"the data has {per_shard} images per shard, fewer than one batch of "
@@ -200,9 +251,17 @@ class ImagePipeline:
             dataset = dataset.map(operations=ops, input_columns="image")
             if self.spec.channels == 3:
                 dataset = dataset.map(operations=_gray_to_rgb, input_columns="image")
-            dataset = dataset.project(["image"])
+            if self.with_labels:
+                import mindspore as ms
+                import mindspore.dataset.transforms as transforms
+
+                dataset = dataset.map(operations=transforms.TypeCast(ms.int32), input_columns="label")
+            dataset = dataset.project(["image", "label"] if self.with_labels else ["image"])
             return dataset.batch(self.batch_size, drop_remainder=False)
         batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.with_labels:
+            return ds.GeneratorDataset(_LabelledBatchSource(self.images, self.labels, batches),
+                                       column_names=["image", "label"], shuffle=False)
         return ds.GeneratorDataset(_BatchSource(self.images, batches), column_names=["image"], shuffle=False)
 
 

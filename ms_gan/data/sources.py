@@ -254,9 +254,7 @@ def read_folder(root, channels, size=None):
     files = list_images(root)
     if not files:
         raise UserError(f"no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found under {root!r}")
-    classes = folder_classes(root, files)
-    class_index = {c: i for i, c in enumerate(classes)}
-    decoded, labels = [], []
+    decoded = []
     for path in files:
         try:
             with Image.open(path) as im:
@@ -264,8 +262,6 @@ def read_folder(root, channels, size=None):
         except Exception as exc:  # PIL raises many types for broken files
             raise UserError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}; "
                             f"remove or replace the file") from None
-        rel = os.path.relpath(path, root).split(os.sep)
-        labels.append(class_index[rel[0]] if len(rel) > 1 else 0)
     if size:
         height = width = int(size)
     else:
@@ -274,7 +270,15 @@ def read_folder(root, channels, size=None):
             counts[arr.shape[:2]] = counts.get(arr.shape[:2], 0) + 1
         height, width = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     images = np.stack([resize01(arr, height, width) for arr in decoded])
-    return images, np.asarray(labels, dtype=np.int64)
+    return images, np.maximum(folder_labels(root, files), 0)
+
+
+def folder_labels(root, files):
+    """Class index of each of ``files``: its first-level sub-folder under ``root`` in sorted order;
+    -1 for a file directly in ``root`` (no class). Reads no image."""
+    index = {c: i for i, c in enumerate(folder_classes(root, files))}
+    rel = [os.path.relpath(f, root).split(os.sep) for f in files]
+    return np.asarray([index[r[0]] if len(r) > 1 else -1 for r in rel], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- arrays

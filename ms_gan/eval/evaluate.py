@@ -27,7 +27,7 @@ from ms_gan import seeds
 from ms_gan.errors import UserError
 from ms_gan.eval import metrics
 from ms_gan.eval.classifier import FEATURES
-from ms_gan.generate import generate_images
+from ms_gan.generate import balanced_classes, generate_images
 
 RESULT_FORMAT = "ms_gan-eval-1"
 KID_SUBSET = 1000
@@ -376,7 +376,9 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
     report = evaluate_images(images, clf, data, seed, kid_subsets)
     extractor = clf.provenance()
     ref_n = report["protocol"]["n_reference"]
-    if D is not None:
+    if preset.num_classes:   # a conditional G made the classes in turn (generate.balanced_classes)
+        report["summary"].update(class_recognition(images, balanced_classes(preset, int(n)), clf))
+    if D is not None and not preset.num_classes:   # a conditional D needs each image's class: not measured
         real, real_split = _d_heldout_real(data, preset)
         acc_real = _d_accuracy(D, preset, real, real=True)
         acc_fake = _d_accuracy(D, preset, images, real=False)
@@ -398,6 +400,18 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
     if warnings:
         report["warnings"] = warnings
     return report
+
+
+def class_recognition(images, classes, classifier):
+    """How often the classifier recognises the class a conditional G was asked for.
+
+    Returns ``{"recognition_rate": share of images classified as their asked class,
+    "recognition_per_class": {class: share}}`` (classes the classifier does not know count as missed).
+    """
+    _, probs = classifier.predict(classifier_input(images, classifier))
+    hit = probs.argmax(axis=1) == np.asarray(classes)
+    per_class = {str(int(k)): float(hit[classes == k].mean()) for k in np.unique(classes)}
+    return {"recognition_rate": float(hit.mean()), "recognition_per_class": per_class}
 
 
 def quick_fcd_kid(G_callable, preset, data="builtin", n=2000, seed=0, classifier=None, kid_subsets=50):

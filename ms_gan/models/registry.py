@@ -2,6 +2,7 @@
 import numpy as np
 from mindspore import nn
 
+from ms_gan.nn.conditional import initialize_conditional
 from ms_gan.nn.init import initialize
 
 
@@ -37,6 +38,8 @@ def network_kwargs(preset, role):
               "image_shape": (preset.channels, preset.image_size, preset.image_size)}
     kwargs = {name: values[name] for name in names}
     kwargs.update(options)
+    if preset.num_classes:   # a conditional model (ms_gan.nn.conditional); the presets refuse it for mlp
+        kwargs["num_classes"] = preset.num_classes
     if options.get("spectral"):
         kwargs["sn_iterations"] = preset.sn_iterations
     return kwargs
@@ -44,7 +47,9 @@ def network_kwargs(preset, role):
 
 def _finish(net, preset, prefix, seed, stream):
     # One generator per network: G's initial weights do not depend on D's size.
-    initialize(net, preset.init, np.random.default_rng([int(seed), stream]))
+    rng = np.random.default_rng([int(seed), stream])
+    initialize(net, preset.init, rng)
+    initialize_conditional(net, preset.init, rng)   # class tables, drawn after everything else (none: no draw)
     # Graph mode refuses duplicate Parameter names across the networks a step touches.
     net.update_parameters_name(prefix + ".")
     return net

@@ -50,27 +50,31 @@ def ms_training(preset, G, D, use_jit=True):
     return build_steps(p, G, D, opt_g, opt_d, use_jit=use_jit), opt_g, opt_d
 
 
-def ms_iteration(preset, steps, real, noises):
+def ms_iteration(preset, steps, real, noises, classes=None):
     """One iteration exactly as Trainer.fit runs it, with the given noise (token order, G's last).
 
     Uses the fused ``steps.iteration`` when the engine has it (the trainer's path), else the
-    separate update functions. Returns [(token, total, loss_real, loss_fake)] / [("g", loss)]
-    like the torch Recipe.
+    separate update functions. ``classes`` (conditional models, see :func:`class_plan`): (real
+    labels, labels of each fake batch (n_fake, B), G's labels). Returns [(token, total, loss_real,
+    loss_fake)] / [("g", loss)] like the torch Recipe.
     """
     import mindspore as ms
 
     noises = list(noises)
     real = ms.Tensor(real)
     if hasattr(steps, "iteration"):
+        labels = None if classes is None else tuple(ms.Tensor(np.asarray(y, np.int32)) for y in classes)
         fake_inputs = []
         for token in preset.steps:
             if token in ("d", "d_fake"):
                 z = ms.Tensor(noises.pop(0))
-                fake_inputs.append(steps.generate(z) if steps.fakes_given else z)
+                y = () if labels is None else (labels[1][len(fake_inputs)],)
+                fake_inputs.append(steps.generate(z, *y) if steps.fakes_given else z)
         z_g = ms.Tensor(noises.pop(0))
         # mutable: a plain tuple of Tensors is a compile-time constant to mindspore.jit, so every new
         # batch of noise would recompile the whole iteration (~1.3 s each on dcgan_digits8).
-        values = steps.iteration(real, ms.mutable(tuple(fake_inputs)), z_g).asnumpy()
+        extra = () if labels is None else (None, True) + labels
+        values = steps.iteration(real, ms.mutable(tuple(fake_inputs)), z_g, *extra).asnumpy()
         out, pos = [], 0
         for token in preset.steps:
             if token == "g":
@@ -113,6 +117,15 @@ def state_diff(preset, ms_net, role, torch_net):
         if d > worst:
             worst, where = d, key
     return worst, where
+
+
+def class_plan(preset, n, seed):
+    """A conditional iteration's labels: (real (n,), each fake batch (n_fake, n), G's (n x g_batch_mult,))."""
+    rng = np.random.default_rng([seed, 1])
+    n_fake = sum(1 for t in preset.steps if t in ("d", "d_fake"))
+    k = preset.num_classes
+    return (rng.integers(0, k, n), rng.integers(0, k, (max(n_fake, 1), n)),
+            rng.integers(0, k, n * preset.g_batch_mult))
 
 
 def batch(preset, n, seed):

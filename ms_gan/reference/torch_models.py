@@ -10,6 +10,10 @@ seeds 001 and 002 expressed in PyTorch:
 * Keras BatchNormalization(momentum=0.8, epsilon=1e-3): ``BatchNorm2d(momentum=0.2, eps=1e-3)``
   (torch's momentum weighs the batch statistics).
 * SAGAN: ``torch.nn.utils.spectral_norm`` and seed 004's ``Self_Attention``.
+* Class-conditional models (``num_classes``): conditional BatchNorm (BatchNorm without affine,
+  per-class scale/shift tables), a class ``nn.Embedding`` concatenated to z (dcgan_digits8), and
+  the projection discriminator (Miyato & Koyama 2018) adding ``<Embedding(y), flatten(phi(x))>``
+  to the logit, ``phi`` the input of D's last layer.
 
 Module names are those of ms_gan's networks (``convt1``, ``bn1``, ``attn16``, ``dense``, ...)
 and the classes take the same keyword arguments (:func:`ms_gan.models.registry.network_kwargs`),
@@ -76,8 +80,38 @@ def _spectral(layer, spectral, sn_iterations):
     return nn.utils.spectral_norm(layer, n_power_iterations=sn_iterations) if spectral else layer
 
 
-def _bn(channels, momentum=0.1, eps=1e-5):
+def _bn(channels, momentum=0.1, eps=1e-5, num_classes=0):
+    if num_classes:
+        return ConditionalBatchNorm2d(channels, num_classes, momentum=momentum, eps=eps)
     return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm2d without affine, then ``class_scale[y] * x + class_shift[y]`` per channel."""
+
+    def __init__(self, channels, num_classes, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, eps=eps, momentum=momentum, affine=False)
+        self.class_scale = nn.Parameter(torch.ones(num_classes, channels))
+        self.class_shift = nn.Parameter(torch.zeros(num_classes, channels))
+
+    def forward(self, x, y):
+        return self.norm(x) * self.class_scale[y][:, :, None, None] + self.class_shift[y][:, :, None, None]
+
+
+def _norm(layer, x, y):
+    return layer(x) if y is None else layer(x, y)
+
+
+def _projection(num_classes, features):
+    return nn.Embedding(num_classes, features) if num_classes else None
+
+
+def _project(logit, projection, features, y):
+    """The projection discriminator's logit: psi(phi) + <embed(y), flatten(phi)>."""
+    if projection is None:
+        return logit
+    return logit + (projection(y) * features.reshape(features.shape[0], -1)).sum(1, keepdim=True)
 
 
 def _attention(module, attention_at, channels_at):
@@ -95,28 +129,28 @@ def _attend(block, x, maps):
 class DCGAN64Generator(nn.Module):
     """Seed 004's G (and SAGAN's with spectral=True and attention at 16 and 32)."""
 
-    def __init__(self, z_dim=20, channels=1, spectral=False, attention_at=(), sn_iterations=1):
+    def __init__(self, z_dim=20, channels=1, spectral=False, attention_at=(), sn_iterations=1, num_classes=0):
         super().__init__()
         sn = (spectral, sn_iterations)
         self.convt1 = _spectral(nn.ConvTranspose2d(z_dim, 512, 4, 1, 0), *sn)
-        self.bn1 = _bn(512)
+        self.bn1 = _bn(512, num_classes=num_classes)
         self.convt2 = _spectral(nn.ConvTranspose2d(512, 256, 4, 2, 1), *sn)
-        self.bn2 = _bn(256)
+        self.bn2 = _bn(256, num_classes=num_classes)
         self.convt3 = _spectral(nn.ConvTranspose2d(256, 128, 4, 2, 1), *sn)
-        self.bn3 = _bn(128)
+        self.bn3 = _bn(128, num_classes=num_classes)
         self.convt4 = _spectral(nn.ConvTranspose2d(128, 64, 4, 2, 1), *sn)
-        self.bn4 = _bn(64)
+        self.bn4 = _bn(64, num_classes=num_classes)
         self.convt5 = nn.ConvTranspose2d(64, channels, 4, 2, 1)
         _attention(self, attention_at, {4: 512, 8: 256, 16: 128, 32: 64})
         self.has_attention = bool(attention_at)
 
-    def forward(self, z):
+    def forward(self, z, y=None):
         maps = ()
         x = z.reshape(z.shape[0], -1, 1, 1)
-        x, maps = _attend(self.attn4, F.relu(self.bn1(self.convt1(x))), maps)
-        x, maps = _attend(self.attn8, F.relu(self.bn2(self.convt2(x))), maps)
-        x, maps = _attend(self.attn16, F.relu(self.bn3(self.convt3(x))), maps)
-        x, maps = _attend(self.attn32, F.relu(self.bn4(self.convt4(x))), maps)
+        x, maps = _attend(self.attn4, F.relu(_norm(self.bn1, self.convt1(x), y)), maps)
+        x, maps = _attend(self.attn8, F.relu(_norm(self.bn2, self.convt2(x), y)), maps)
+        x, maps = _attend(self.attn16, F.relu(_norm(self.bn3, self.convt3(x), y)), maps)
+        x, maps = _attend(self.attn32, F.relu(_norm(self.bn4, self.convt4(x), y)), maps)
         x = torch.tanh(self.convt5(x))
         return (x,) + maps if self.has_attention else x
 
@@ -124,9 +158,10 @@ class DCGAN64Generator(nn.Module):
 class DCGAN64Discriminator(nn.Module):
     """Seed 004's D (and SAGAN's with spectral=True and attention at 8 and 4)."""
 
-    def __init__(self, channels=1, slope=0.1, spectral=False, attention_at=(), sn_iterations=1):
+    def __init__(self, channels=1, slope=0.1, spectral=False, attention_at=(), sn_iterations=1, num_classes=0):
         super().__init__()
         sn = (spectral, sn_iterations)
+        self.projection = _projection(num_classes, 512 * 4 * 4)
         self.conv1 = _spectral(nn.Conv2d(channels, 64, 4, 2, 1), *sn)
         self.conv2 = _spectral(nn.Conv2d(64, 128, 4, 2, 1), *sn)
         self.conv3 = _spectral(nn.Conv2d(128, 256, 4, 2, 1), *sn)
@@ -136,26 +171,29 @@ class DCGAN64Discriminator(nn.Module):
         _attention(self, attention_at, {32: 64, 16: 128, 8: 256, 4: 512})
         self.has_attention = bool(attention_at)
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         maps = ()
         x, maps = _attend(self.attn32, F.leaky_relu(self.conv1(x), self.slope), maps)
         x, maps = _attend(self.attn16, F.leaky_relu(self.conv2(x), self.slope), maps)
         x, maps = _attend(self.attn8, F.leaky_relu(self.conv3(x), self.slope), maps)
         x, maps = _attend(self.attn4, F.leaky_relu(self.conv4(x), self.slope), maps)
-        x = self.conv5(x).reshape(x.shape[0], 1)
+        x = _project(self.conv5(x).reshape(x.shape[0], 1), self.projection, x, y)
         return (x,) + maps if self.has_attention else x
 
 
 class DCGAN8Generator(nn.Module):
     """Seed 000's G: ConvT k3, k3, k4 (1 -> 3 -> 5 -> 8), ReLU, ReLU, tanh."""
 
-    def __init__(self, z_dim=64):
+    def __init__(self, z_dim=64, num_classes=0, class_dim=16):
         super().__init__()
-        self.convt1 = nn.ConvTranspose2d(z_dim, 64, 3)
+        self.convt1 = nn.ConvTranspose2d(z_dim + (class_dim if num_classes else 0), 64, 3)
         self.convt2 = nn.ConvTranspose2d(64, 32, 3)
         self.convt3 = nn.ConvTranspose2d(32, 1, 4)
+        self.class_embed = nn.Embedding(num_classes, class_dim) if num_classes else None
 
-    def forward(self, z):
+    def forward(self, z, y=None):
+        if y is not None:
+            z = torch.cat([z, self.class_embed(y)], 1)
         x = F.relu(self.convt1(z.reshape(z.shape[0], -1, 1, 1)))
         x = F.relu(self.convt2(x))
         return torch.tanh(self.convt3(x))
@@ -164,54 +202,56 @@ class DCGAN8Generator(nn.Module):
 class DCGAN8Discriminator(nn.Module):
     """Seed 000's D: Conv k4, k3, k3 (8 -> 5 -> 3 -> 1), LeakyReLU 0.2, sigmoid."""
 
-    def __init__(self):
+    def __init__(self, num_classes=0):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 16, 4)
         self.conv2 = nn.Conv2d(16, 32, 3)
         self.conv3 = nn.Conv2d(32, 1, 3)
+        self.projection = _projection(num_classes, 32 * 3 * 3)
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         x = F.leaky_relu(self.conv1(x), 0.2)
         x = F.leaky_relu(self.conv2(x), 0.2)
-        return torch.sigmoid(self.conv3(x).reshape(x.shape[0], 1))
+        return torch.sigmoid(_project(self.conv3(x).reshape(x.shape[0], 1), self.projection, x, y))
 
 
 class DCGAN28Generator(nn.Module):
     """Seed 002's G: Dense to 256x4x4, ReLU; ConvT SAME 4 -> 7, BN, LReLU; -> 14, BN, LReLU; -> 28, tanh."""
 
-    def __init__(self, z_dim=100, slope=0.2):
+    def __init__(self, z_dim=100, slope=0.2, num_classes=0):
         super().__init__()
         self.dense = nn.Linear(z_dim, 256 * 4 * 4)
         self.convt1 = CropConvTranspose2d(256, 128, 4, 2, crop=(1, 2, 1, 2))
-        self.bn1 = _bn(128)
+        self.bn1 = _bn(128, num_classes=num_classes)
         self.convt2 = nn.ConvTranspose2d(128, 64, 4, 2, 1)
-        self.bn2 = _bn(64)
+        self.bn2 = _bn(64, num_classes=num_classes)
         self.convt3 = nn.ConvTranspose2d(64, 1, 4, 2, 1)
         self.slope = slope
 
-    def forward(self, z):
+    def forward(self, z, y=None):
         x = F.relu(self.dense(z)).reshape(z.shape[0], 256, 4, 4)
-        x = F.leaky_relu(self.bn1(self.convt1(x)), self.slope)
-        x = F.leaky_relu(self.bn2(self.convt2(x)), self.slope)
+        x = F.leaky_relu(_norm(self.bn1, self.convt1(x), y), self.slope)
+        x = F.leaky_relu(_norm(self.bn2, self.convt2(x), y), self.slope)
         return torch.tanh(self.convt3(x))
 
 
 class DCGAN28Discriminator(nn.Module):
     """Seed 002's D: SAME convs k4 s2 28 -> 14 -> 7 -> 4 with LReLU 0.2, Dense to one logit."""
 
-    def __init__(self, slope=0.2):
+    def __init__(self, slope=0.2, num_classes=0):
         super().__init__()
+        self.projection = _projection(num_classes, 256 * 4 * 4)
         self.conv1 = SameConv2d(1, 64, 4, 2)
         self.conv2 = SameConv2d(64, 128, 4, 2)
         self.conv3 = SameConv2d(128, 256, 4, 2)
         self.dense = nn.Linear(256 * 4 * 4, 1)
         self.slope = slope
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         x = F.leaky_relu(self.conv1(x), self.slope)
         x = F.leaky_relu(self.conv2(x), self.slope)
         x = F.leaky_relu(self.conv3(x), self.slope)
-        return self.dense(x.reshape(x.shape[0], -1))
+        return _project(self.dense(x.reshape(x.shape[0], -1)), self.projection, x, y)
 
 
 # Keras BatchNormalization(momentum=0.8, epsilon=1e-3): torch's momentum weighs the batch term.
@@ -221,30 +261,31 @@ _KERAS_BN = dict(momentum=0.2, eps=1e-3)
 class DCGAN128RGBGenerator(nn.Module):
     """Seed 001's G: Dense to 128x32x32, ReLU; BN, up 2x, conv 128 SAME, ReLU; BN, up, conv 64, ReLU; BN, conv 3, tanh."""
 
-    def __init__(self, z_dim=100):
+    def __init__(self, z_dim=100, num_classes=0):
         super().__init__()
         self.dense = nn.Linear(z_dim, 128 * 32 * 32)
-        self.bn1 = _bn(128, **_KERAS_BN)
+        self.bn1 = _bn(128, **_KERAS_BN, num_classes=num_classes)
         self.conv1 = SameConv2d(128, 128, 3, 1)
-        self.bn2 = _bn(128, **_KERAS_BN)
+        self.bn2 = _bn(128, **_KERAS_BN, num_classes=num_classes)
         self.conv2 = SameConv2d(128, 64, 3, 1)
-        self.bn3 = _bn(64, **_KERAS_BN)
+        self.bn3 = _bn(64, **_KERAS_BN, num_classes=num_classes)
         self.conv3 = SameConv2d(64, 3, 3, 1)
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, z):
+    def forward(self, z, y=None):
         x = F.relu(self.dense(z)).reshape(z.shape[0], 128, 32, 32)
-        x = F.relu(self.conv1(self.up(self.bn1(x))))
-        x = F.relu(self.conv2(self.up(self.bn2(x))))
-        return torch.tanh(self.conv3(self.bn3(x)))
+        x = F.relu(self.conv1(self.up(_norm(self.bn1, x, y))))
+        x = F.relu(self.conv2(self.up(_norm(self.bn2, x, y))))
+        return torch.tanh(self.conv3(_norm(self.bn3, x, y)))
 
 
 class DCGAN128RGBDiscriminator(nn.Module):
     """Seed 001's D: SAME convs with LReLU 0.2 and dropout, a right/bottom zero pad after the second,
     BN after the second and third, Dense, sigmoid."""
 
-    def __init__(self, dropout=0.25, slope=0.2):
+    def __init__(self, dropout=0.25, slope=0.2, num_classes=0):
         super().__init__()
+        self.projection = _projection(num_classes, 256 * 17 * 17)
         self.conv1 = SameConv2d(3, 32, 3, 2)
         self.conv2 = SameConv2d(32, 64, 3, 2)
         self.pad2 = nn.ZeroPad2d((0, 1, 0, 1))  # (left, right, top, bottom)
@@ -256,12 +297,12 @@ class DCGAN128RGBDiscriminator(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.slope = slope
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         x = self.dropout(F.leaky_relu(self.conv1(x), self.slope))
         x = self.bn2(self.dropout(F.leaky_relu(self.pad2(self.conv2(x)), self.slope)))
         x = self.bn3(self.dropout(F.leaky_relu(self.conv3(x), self.slope)))
         x = self.dropout(F.leaky_relu(self.conv4(x), self.slope))
-        return torch.sigmoid(self.dense(x.reshape(x.shape[0], -1)))
+        return torch.sigmoid(_project(self.dense(x.reshape(x.shape[0], -1)), self.projection, x, y))
 
 
 class MLPGenerator(nn.Module):
@@ -439,34 +480,44 @@ class Recipe:
             return 0.0
         return self.p.d_l2_coef * sum((w * w).sum() / 2.0 for w in self.penalty_params)
 
-    def generate(self, z):
+    def generate(self, z, y=None):
         """D's fakes: G without gradient, in eval mode for recipes that make fakes with predict()."""
         with torch.no_grad():
             if self.p.fake_for_d_eval_mode:
                 self.G.eval()
-                fake = primary(self.G(z))
+                fake = primary(self._g(z, y))
                 self.G.train()
             else:
-                fake = primary(self.G(z))
+                fake = primary(self._g(z, y))
         return fake
+
+    def _g(self, z, y):
+        return self.G(z) if y is None else self.G(z, y)
+
+    def _d(self, x, y):
+        return primary(self.D(x) if y is None else self.D(x, y))
 
     def _d_update(self, loss):
         self.opt_d.zero_grad()
         loss.backward()
         self.opt_d.step()
 
-    def iteration(self, real, noises):
+    def iteration(self, real, noises, classes=None):
         """Run the preset's step order on ``real`` with the latent batches ``noises``, consumed in
         the order the trainer draws them (one per d/d_fake token, one per g token).
 
+        ``classes`` (conditional models): (real labels, [labels of each fake batch], G's labels).
         Returns a list of (token, loss value(s)) like ms_gan's step outputs.
         """
         noises = list(noises)
+        y_real, y_fakes, y_g = (None, [], None) if classes is None else (
+            _long(classes[0]), [_long(y) for y in classes[1]], _long(classes[2]))
         out = []
+        k = 0
         for token in self.p.steps:
             z = None if token == "d_real" else torch.as_tensor(np.asarray(noises.pop(0)))
             if token == "g":
-                d_out = primary(self.D(primary(self.G(z))))
+                d_out = self._d(primary(self._g(z, y_g)), y_g)
                 loss = self.g_term(d_out)
                 self.opt_g.zero_grad()
                 loss.backward()
@@ -474,26 +525,32 @@ class Recipe:
                 out.append(("g", loss.item()))
                 continue
             if token == "d_real":
-                o = primary(self.D(real))
+                o = self._d(real, y_real)
                 lr_ = self.d_real(o)
                 total = lr_ + self.penalty()
                 self._d_update(total)
                 out.append((token, total.item(), lr_.item(), 0.0))
                 continue
-            fake = self.generate(z)
+            y_fake = y_fakes[k] if y_fakes else None
+            k += 1
+            fake = self.generate(z, y_fake)
             if token == "d":
-                o_real = primary(self.D(real))
-                o_fake = primary(self.D(fake))
+                o_real = self._d(real, y_real)
+                o_fake = self._d(fake, y_fake)
                 lr_, lf_ = self.d_real(o_real), self.d_fake(o_fake)
                 total = lr_ + lf_ + self.penalty()
                 self._d_update(total)
                 out.append((token, total.item(), lr_.item(), lf_.item()))
             else:  # d_fake
-                lf_ = self.d_fake(primary(self.D(fake)))
+                lf_ = self.d_fake(self._d(fake, y_fake))
                 total = lf_ + self.penalty()
                 self._d_update(total)
                 out.append((token, total.item(), 0.0, lf_.item()))
         return out
+
+
+def _long(labels):
+    return torch.as_tensor(np.asarray(labels, dtype=np.int64))
 
 
 def noise_plan(preset, batch, rng):

@@ -20,6 +20,11 @@ draws. The draws (U(0, 1), :data:`DRAWS_PER_IMAGE` per image: GP's interpolation
 then :data:`ms_gan.train.augment.DRAWS`) come from the trainer's NumPy generator in
 :meth:`Steps.run`, one tensor per iteration, so a resumed run repeats them. With none of it
 on, every update computes exactly what it did before (the same graph, bit-identical).
+
+A conditional model (``preset.num_classes``, :mod:`ms_gan.nn.conditional`) takes int32 class
+labels beside every input: the real batch's own labels, and for fakes labels drawn uniformly
+from the trainer's generator (:func:`ms_gan.train.trainer.class_draws`); D judges each image
+with the class it was made (or labelled) as.
 """
 import numpy as np
 
@@ -42,9 +47,13 @@ class Steps:
     parameters change (as the articles record them). ``loss`` includes the penalties.
     """
 
-    def run(self, step, rng, real, fake_inputs, z_g):
-        """Iteration number ``step`` (0-based) with the random draws it needs taken from ``rng``."""
-        return self._run(step, rng, real, fake_inputs, z_g)
+    def run(self, step, rng, real, fake_inputs, z_g, fake_classes=None, real_classes=None):
+        """Iteration number ``step`` (0-based) with the random draws it needs taken from ``rng``.
+
+        Conditional models also take ``fake_classes`` ((n_fake_updates, B) labels of the fakes, G's
+        labels) and ``real_classes`` (the real batch's labels), int32 tensors.
+        """
+        return self._run(step, rng, real, fake_inputs, z_g, fake_classes, real_classes)
 
 
 def _maybe_jit(fn, use_jit):
@@ -76,6 +85,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     r1_weight = float(preset.r1) * 0.5 * r1_every   # gamma / 2, times k when applied every k iterations
     policies = preset.diffaugment
     randomized = bool(gp_weight or policies)
+    conditional = bool(preset.num_classes)
     diff_augment = augment.DiffAugment(policies, preset.image_size) if policies else None
     if gp_weight or r1_weight:
         penalties.make_twice_differentiable(D)
@@ -92,11 +102,18 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     def acc_below(out):
         return ops.mean(ops.cast(out < thr, ms.float32))
 
-    def judge(x, draws):
-        """D's output for images ``x``, augmented with ``draws`` (rows of the iteration's draws) if on."""
+    def judge(x, draws, y=None):
+        """D's output for images ``x`` (of classes ``y``), augmented with ``draws`` (the iteration's rows) if on."""
         if policies:
             x = diff_augment(x, draws[:, 1:])
-        return primary(D(x))
+        if y is None:
+            return primary(D(x))
+        return primary(D(x, y))
+
+    def make(z, y=None):
+        if y is None:
+            return primary(G(z))
+        return primary(G(z, y))
 
     def with_gp(total, real, fake, draws_fake):
         if gp_weight:
@@ -110,27 +127,27 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
 
     zero = ms.Tensor(0.0, ms.float32)
 
-    def d_both_forward(real, fake, r1_now=True, draws_real=None, draws_fake=None):
-        out_real = judge(real, draws_real)
-        out_fake = judge(fake, draws_fake)
+    def d_both_forward(real, fake, r1_now=True, draws_real=None, draws_fake=None, y_real=None, y_fake=None):
+        out_real = judge(real, draws_real, y_real)
+        out_fake = judge(fake, draws_fake, y_fake)
         loss_real = loss.d_real(out_real)
         loss_fake = loss.d_fake(out_fake)
         total = loss_real + loss_fake + penalty()
         total = with_r1(with_gp(total, real, fake, draws_fake), real, r1_now)
         return total, (loss_real, loss_fake, acc_above(out_real), acc_below(out_fake))
 
-    def d_real_forward(real, r1_now=True, draws_real=None):
-        out_real = judge(real, draws_real)
+    def d_real_forward(real, r1_now=True, draws_real=None, y_real=None):
+        out_real = judge(real, draws_real, y_real)
         loss_real = loss.d_real(out_real)
         return with_r1(loss_real + penalty(), real, r1_now), (loss_real, zero, acc_above(out_real), zero)
 
-    def d_fake_forward(fake, real=None, draws_fake=None):
-        out_fake = judge(fake, draws_fake)
+    def d_fake_forward(fake, real=None, draws_fake=None, y_fake=None):
+        out_fake = judge(fake, draws_fake, y_fake)
         loss_fake = loss.d_fake(out_fake)
         return with_gp(loss_fake + penalty(), real, fake, draws_fake), (zero, loss_fake, zero, acc_below(out_fake))
 
-    def g_forward(z, draws=None):
-        out = judge(primary(G(z)), draws)
+    def g_forward(z, draws=None, y=None):
+        out = judge(make(z, y), draws, y)
         return loss.g(out), acc_above(out)
 
     d_both_grad = ms.value_and_grad(d_both_forward, None, opt_d.params, has_aux=True)
@@ -154,8 +171,8 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     d_real_step = d_update(d_real_grad)
     d_fake_step = d_update(d_fake_grad)
 
-    def g_step(z, draws=None):
-        (total, acc), grads = g_grad(z, draws)
+    def g_step(z, draws=None, y=None):
+        (total, acc), grads = g_grad(z, draws, y)
         if grad_reducer_g is not None:
             grads = grad_reducer_g(grads)
         opt_g(grads)
@@ -163,14 +180,14 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
             ema()
         return total, acc
 
-    def generate_train(z):
-        return ops.stop_gradient(primary(G(z)))
+    def generate_train(z, y=None):
+        return ops.stop_gradient(make(z, y))
 
-    def generate_eval(z):
+    def generate_eval(z, y=None):
         # Eager on purpose: toggling the training flag inside compiled graphs would need a
         # second compiled copy of G; this path is only for recipes that ask for it.
         G.set_train(False)
-        fake = primary(G(z))
+        fake = make(z, y)
         G.set_train(True)
         return fake
 
@@ -184,13 +201,14 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         n_slots += width
     slots = tuple(slots)
 
-    def iteration(real, fake_inputs, z_g, draws=None, r1_now=True):
+    def iteration(real, fake_inputs, z_g, draws=None, r1_now=True, y_real=None, y_fake=None, y_g=None):
         """One whole iteration of the preset's step order in a single (compiled) call.
 
         ``fake_inputs`` stacks one entry per update that judges fakes: latent vectors
         (G makes the fakes here, in training mode) or, for eval-mode recipes, the fake
         images themselves. ``draws`` (batches, images, DRAWS_PER_IMAGE) holds the iteration's
         U(0, 1) numbers when GP or DiffAugment is on; ``r1_now`` says whether R1 applies.
+        ``y_real``, ``y_fake`` (one row per fake entry), ``y_g``: class labels of a conditional model.
         Returns every loss/accuracy as one 1-D tensor (one host copy).
         """
         n = real.shape[0]
@@ -199,22 +217,32 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         for i, token in enumerate(order):
             rows = () if draws is None else tuple(draws[s] for s in slots[i])
             if token == "g":
-                g_loss, g_acc = g_step(z_g, *rows)
+                g_loss, g_acc = g_step(z_g, *(rows or (None,)), y_g) if conditional else g_step(z_g, *rows)
                 results = results + (g_loss, g_acc)
                 continue
             rows = tuple(r[:n] for r in rows)
             # Without the new options the updates get exactly their old inputs (the old graph).
             if token == "d_real":
                 extra = () if draws is None and not r1_weight else (r1_now,) + rows
+                if conditional:
+                    extra = (r1_now,) + (rows or (None,)) + (y_real,)
                 results = results + d_real_step(real, *extra)
                 continue
-            fake = fake_inputs[k] if fakes_given else generate_train(fake_inputs[k])
+            y = y_fake[k] if conditional else None
+            if fakes_given:
+                fake = fake_inputs[k]
+            else:
+                fake = generate_train(fake_inputs[k], y)
             k += 1
             if token == "d":
                 extra = () if draws is None and not r1_weight else (r1_now,) + rows
+                if conditional:
+                    extra = (r1_now,) + (rows or (None, None)) + (y_real, y)
                 results = results + d_step(real, fake, *extra)
             else:
                 extra = () if draws is None and not gp_weight else (real,) + rows
+                if conditional:
+                    extra = (real,) + (rows or (None,)) + (y,)
                 results = results + d_fake_step(fake, *extra)
         return ops.stack(results)
 
@@ -228,13 +256,16 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     steps.generate = generate_eval if preset.fake_for_d_eval_mode else _maybe_jit(generate_train, use_jit)
     lazy_r1 = bool(r1_weight) and r1_every > 1
 
-    def run(step, rng, real, fake_inputs, z_g):
-        if not (randomized or lazy_r1):
+    def run(step, rng, real, fake_inputs, z_g, fake_classes=None, real_classes=None):
+        if not (randomized or lazy_r1 or conditional):
             return steps.iteration(real, fake_inputs, z_g)
         draws = None
         if randomized:
             images = max(real.shape[0], z_g.shape[0])
             draws = ms.Tensor(rng.random((n_slots, images, DRAWS_PER_IMAGE), dtype=np.float32))
+        if conditional:
+            y_fake, y_g = fake_classes
+            return steps.iteration(real, fake_inputs, z_g, draws, step % r1_every == 0, real_classes, y_fake, y_g)
         return steps.iteration(real, fake_inputs, z_g, draws, step % r1_every == 0)
 
     steps._run = run

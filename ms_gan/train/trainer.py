@@ -24,7 +24,8 @@ from ms_gan.generate import sample_noise
 from ms_gan.train.progress import Progress
 from ms_gan.train.rundir import RunDir, RunOptions
 
-__all__ = ["Trainer", "RunOptions", "TrainingDiverged", "iteration_inputs", "sample_noise", "run_state"]
+__all__ = ["Trainer", "RunOptions", "TrainingDiverged", "iteration_inputs", "class_draws", "sample_noise",
+           "run_state"]
 
 SUM_KEYS = ("d_loss", "g_loss", "d_loss_real", "d_loss_fake", "n_real_upd", "n_fake_upd", "d_acc_real",
             "d_acc_fake", "g_acc", "n_d", "n_g", "images")
@@ -41,17 +42,36 @@ def iteration_inputs(rng, batch, preset, steps):
     images themselves for recipes whose G makes D's fakes in eval mode. One tensor, not a
     tuple (tuples of tensors would make mindspore.jit recompile every call); noise is stacked
     in NumPy (one host copy, no eager op). The trainer and the benchmark share this function.
+    A conditional preset returns ``(fake_inputs, z_g, fake_classes)`` (:func:`class_draws`).
     """
     import mindspore as ms
     from mindspore import ops
 
     zs = [sample_noise(rng, batch, preset) for token in preset.steps if token in ("d", "d_fake")]
     z_g = ms.Tensor(sample_noise(rng, batch * preset.g_batch_mult, preset))
+    # A conditional model also gets its fakes' labels (fake_classes of steps.run), drawn after the noise.
+    classes = class_draws(rng, batch, preset, len(zs))
     if not zs:
-        return z_g, z_g
-    if steps.fakes_given:
-        return ops.stack([steps.generate(ms.Tensor(z)) for z in zs]), z_g
-    return ms.Tensor(np.stack(zs)), z_g
+        fake_inputs = z_g
+    elif steps.fakes_given:
+        labels = [()] * len(zs) if classes is None else [(classes[0][i],) for i in range(len(zs))]
+        fake_inputs = ops.stack([steps.generate(ms.Tensor(z), *labels[i]) for i, z in enumerate(zs)])
+    else:
+        fake_inputs = ms.Tensor(np.stack(zs))
+    return (fake_inputs, z_g) if classes is None else (fake_inputs, z_g, classes)
+
+
+def class_draws(rng, batch, preset, n_fake):
+    """(labels of each fake batch (n_fake, batch), G's labels (batch x g_batch_mult,)) as int32 tensors,
+    uniform over the classes, drawn after the noise; None for an unconditional preset (no draw)."""
+    import mindspore as ms
+
+    if not preset.num_classes:
+        return None
+    k = int(preset.num_classes)
+    fake = rng.integers(0, k, (max(n_fake, 1), batch)).astype(np.int32)
+    g = rng.integers(0, k, batch * preset.g_batch_mult).astype(np.int32)
+    return ms.Tensor(fake), ms.Tensor(g)
 
 
 def network_diagnostics(net):
@@ -112,7 +132,8 @@ class Trainer:
         p = self.preset
         self.pipeline = ImagePipeline(self.options.data, ImageSpec(p.image_size, p.channels),
                                       p.batch_size // p.real_batch_div, seed=self.seed, sampling=p.sampling,
-                                      drop_remainder=p.drop_remainder, num_shards=self.world, shard_id=self.rank)
+                                      drop_remainder=p.drop_remainder, num_shards=self.world, shard_id=self.rank,
+                                      labels=bool(p.num_classes))
 
     def _build(self):
         from ms_gan.models import build
@@ -193,6 +214,10 @@ class Trainer:
 
         self.G.set_train(False)
         try:
+            if self.preset.num_classes:  # one class per row (class = row mod classes)
+                from ms_gan.generate import grid_classes
+
+                return self.G(ms.Tensor(self.fixed_noise), ms.Tensor(grid_classes(self.preset)))
             return self.G(ms.Tensor(self.fixed_noise))
         finally:
             self.G.set_train(True)
@@ -259,12 +284,15 @@ class Trainer:
             t_epoch = time.time()
             i = skip
             iterator = dataset.create_tuple_iterator(num_epochs=1) if dataset is not None else []
-            for (real,) in iterator:
+            for row in iterator:
                 if interrupt.pending():
                     self._stop_interrupted(epoch, i, step)
+                real = row[0]
                 batch = real.shape[0]
-                fakes, z_g = iteration_inputs(self.rng, batch, p, self.steps)
-                values = self.steps.run(step, self.rng, real, fakes, z_g).asnumpy()
+                inputs = iteration_inputs(self.rng, batch, p, self.steps)
+                # a conditional model's real labels ride with the real batch (the pipeline's second column)
+                real_classes = {"real_classes": row[1]} if p.num_classes else {}
+                values = self.steps.run(step, self.rng, real, *inputs, **real_classes).asnumpy()
                 step += 1
                 i += 1
                 current = self._accumulate(sums, values, batch, step, epoch)

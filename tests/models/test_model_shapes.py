@@ -17,6 +17,9 @@ EXPECTED_COUNTS = {
     # G: ConvT 64->64 k3 (36864w+64b) + 64->32 k3 (18432+32) + 32->1 k4 (512+1)
     # D: Conv 1->16 k4 (256+16) + 16->32 k3 (4608+32) + 32->1 k3 (288+1)
     "dcgan_digits8": (36928 + 18464 + 513, 272 + 4640 + 289),
+    # cdcgan_digits8: G's first ConvT reads 64 + 16 (class embedding) channels (80*64*9 + 64 = 46144)
+    # and the embedding 10x16 (160); D adds the projection 10 x (32*3*3) (2880)
+    "cdcgan_digits8": (46144 + 18464 + 513 + 160, 272 + 4640 + 289 + 2880),
     # G: Dense 128->256 (33024), BN 512, 256->512 (131584), BN 1024, 512->1024 (525312), BN 2048, 1024->784 (803600)
     # D: Dense 784->512 (401920), 512->256 (131328), 256->1 (257)
     "mlp_mnist": (33024 + 512 + 131584 + 1024 + 525312 + 2048 + 803600, 401920 + 131328 + 257),
@@ -49,10 +52,11 @@ def test_shapes_ranges_and_parameter_counts(name):
     G.set_train(False)
     D.set_train(False)
     z = ms.Tensor(np.random.default_rng(0).standard_normal((3, p.z_dim)).astype(np.float32))
-    images = primary(G(z)).asnumpy()
+    y = (ms.Tensor(np.array([0, 4, 9], np.int32)),) if p.num_classes else ()
+    images = primary(G(z, *y)).asnumpy()
     assert images.shape == (3, p.channels, p.image_size, p.image_size)
     assert np.all(np.abs(images) <= 1.0)
-    out = primary(D(ms.Tensor(images))).asnumpy()
+    out = primary(D(ms.Tensor(images), *y)).asnumpy()
     assert out.shape == (3, 1)
     if p.loss == "bce":
         assert np.all((out >= 0) & (out <= 1))

@@ -38,13 +38,17 @@ def test_forward_parity(name, train):
     rng = np.random.default_rng(5)
     z = rng.standard_normal((n, p.z_dim)).astype(np.float32)
     x = rng.uniform(-1, 1, (n, p.channels, p.image_size, p.image_size)).astype(np.float32)
+    # conditional presets: class labels beside the noise / images (every class-dependent table is randomised)
+    y = rng.integers(0, p.num_classes, n) if p.num_classes else None
+    t_y = () if y is None else (torch.from_numpy(y),)
+    m_y = () if y is None else (ms.Tensor(y.astype(np.int32)),)
     for net in (tG, tD):
         net.train(train)
     G.set_train(train)
     D.set_train(train)
     with torch.no_grad():
-        t_g, t_d = tG(torch.from_numpy(z)), tD(torch.from_numpy(x))
-    m_g, m_d = G(ms.Tensor(z)), D(ms.Tensor(x))
+        t_g, t_d = tG(torch.from_numpy(z), *t_y), tD(torch.from_numpy(x), *t_y)
+    m_g, m_d = G(ms.Tensor(z), *m_y), D(ms.Tensor(x), *m_y)
     assert [tuple(o.shape) for o in _tuple(m_g)] == [tuple(o.shape) for o in _tuple(t_g)]
     assert [tuple(o.shape) for o in _tuple(m_d)] == [tuple(o.shape) for o in _tuple(t_d)]
     assert tuple(_tuple(m_d)[0].shape) == (n, 1)

@@ -26,8 +26,9 @@ def _run_one(name, use_jit=True):
     steps, _, _ = h.ms_training(p, G, D, use_jit=use_jit)
     rec = tm.Recipe(p, tG, tD)
     real, zs = h.batch(p, BATCH.get(name, 8) // p.real_batch_div, seed=4)
-    t_losses = rec.iteration(torch.from_numpy(real), zs)
-    m_losses = h.ms_iteration(p, steps, real, zs)
+    classes = h.class_plan(p, len(real), seed=4) if p.num_classes else None
+    t_losses = rec.iteration(torch.from_numpy(real), zs, classes)
+    m_losses = h.ms_iteration(p, steps, real, zs, classes)
     return p, (tG, tD, rec), (G, D), t_losses, m_losses
 
 
@@ -36,11 +37,12 @@ def _float64_losses(name):
     p = h.parity_preset(presets.get(name))
     tG, tD = h.torch_pair(p, seed=3)
     real, zs = h.batch(p, BATCH.get(name, 8) // p.real_batch_div, seed=4)
+    classes = h.class_plan(p, len(real), seed=4) if p.num_classes else None
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
         rec = tm.Recipe(p, tG.double(), tD.double())
-        return rec.iteration(torch.from_numpy(real).double(), [np.asarray(z, np.float64) for z in zs])
+        return rec.iteration(torch.from_numpy(real).double(), [np.asarray(z, np.float64) for z in zs], classes)
     finally:
         torch.set_default_dtype(default)
 
