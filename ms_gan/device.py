@@ -113,7 +113,7 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
     _state.update(done=True, target=target, mode=mode, threads=threads)
     from ms_gan import kernels
 
-    kernels.configure()   # the kernels' threads follow these; MS_GAN_KERNELS is checked before any work
+    kernels.configure(target, threads)   # the kernels' threads follow these; MS_GAN_KERNELS is checked before any work
     return dict(_state)
 
 

@@ -26,7 +26,9 @@ DEFAULT = "custom"
 
 log = logging.getLogger("ms_gan.kernels")
 _lock = threading.Lock()
-_state = {"library": None, "handle": None, "reason": None, "said": False, "threads": None}
+# target and threads are handed in by ms_gan.device.setup (configure); the kernels never import
+# device (it imports them: one direction only).
+_state = {"library": None, "handle": None, "reason": None, "said": False, "threads": None, "target": None}
 
 
 def requested_mode():
@@ -38,9 +40,7 @@ def requested_mode():
 
 
 def _target():
-    from ms_gan import device
-
-    target = device.current()["target"]
+    target = _state["target"]
     if target is None:
         import mindspore as ms
 
@@ -94,9 +94,7 @@ def library():
 def set_threads(threads=None):
     """Threads of the kernels' OpenMP team: ``threads``, else the process's CPU threads (``--threads``)."""
     if threads is None:
-        from ms_gan import device
-
-        threads = device.current()["threads"] or device.default_cpu_threads()
+        threads = _state["threads"] or _usable_cores()
     _state["threads"] = int(threads)
     if _state["handle"] is not None:
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
@@ -111,10 +109,18 @@ def use_native(net):
     return net
 
 
-def configure(threads=None):
-    """Called by :func:`ms_gan.device.setup`: hand the kernels the process's CPU threads, check
-    ``MS_GAN_KERNELS`` and build the library now (a forced but unavailable ``custom`` fails here, before
-    a command writes anything)."""
+def _usable_cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def configure(target, threads=None):
+    """Called by :func:`ms_gan.device.setup`: hand the kernels the target and the process's CPU threads,
+    check ``MS_GAN_KERNELS`` and build the library now (a forced but unavailable ``custom`` fails here,
+    before a command writes anything)."""
+    _state["target"] = target
     set_threads(threads)
     library()
 
