@@ -1,7 +1,8 @@
 """Training throughput of every preset: MindSpore graph mode, PyNative, and PyTorch eager.
 
     python bench/train_throughput.py [--preset all|NAME,...] [--batch 64] [--threads N]
-                                     [--repeats 5] [--frameworks graph,pynative,torch] [--out bench/results]
+                                     [--repeats 5] [--frameworks graph,graph_native,pynative,torch]
+                                     [--out bench/results]
 
 Each (preset, framework) runs in its own subprocess (so peak RSS is that run's alone), with
 the same thread count for MindSpore graph mode and PyTorch: the preset's own
@@ -13,6 +14,9 @@ recipes do) on random data at ``--batch`` real images, after warm-up; the report
 the median over ``--repeats`` timed iterations. The first call's time is reported as the
 compile time of graph mode (the jit of the fused iteration). PyTorch runs the reference
 models of ``ms_gan.reference`` (the parity tests prove they compute the same function).
+
+``graph`` runs with ``ms_gan.kernels`` as the environment selects them (the default: on, on CPU);
+``graph_native`` is the same with ``MS_GAN_KERNELS=native`` (MindSpore's own convolutions).
 
 Also measured: images/s each data source delivers (``--data-sources``), to compare with
 what the training step consumes.
@@ -39,7 +43,8 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
+def mindspore_iteration(preset_name, batch, threads, mode):
+    """(one training iteration as the trainer runs it, images per iteration) for MindSpore."""
     import numpy as np
 
     import ms_gan  # noqa: F401  (environment before MindSpore)
@@ -68,11 +73,20 @@ def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
         fakes, z_g = iteration_inputs(rng, real_n, p, steps)
         steps.iteration(real, fakes, z_g).asnumpy()
 
+    return iteration, real_n
+
+
+def run_mindspore(preset_name, batch, threads, repeats, warmup, mode):
+    iteration, real_n = mindspore_iteration(preset_name, batch, threads, mode)
     first, median = timed(iteration, warmup, repeats)
-    return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
+    from ms_gan import kernels
+
+    return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median,
+            "kernels": kernels.library() is not None}
 
 
-def run_torch(preset_name, batch, threads, repeats, warmup):
+def torch_iteration(preset_name, batch, threads):
+    """(one training iteration of the PyTorch reference recipe, images per iteration)."""
     import numpy as np
     import torch
 
@@ -91,6 +105,11 @@ def run_torch(preset_name, batch, threads, repeats, warmup):
     def iteration():
         recipe.iteration(real, tm.noise_plan(p, real_n, rng))
 
+    return iteration, real_n
+
+
+def run_torch(preset_name, batch, threads, repeats, warmup):
+    iteration, real_n = torch_iteration(preset_name, batch, threads)
     first, median = timed(iteration, warmup, repeats)
     return {"first_call_s": first, "median_s": median, "images_per_s": real_n / median}
 
@@ -136,7 +155,8 @@ def _worker(args):
     elif args.framework == "data":
         result = run_data_sources(args.batch, args.threads)
     else:
-        result = run_mindspore(args.preset, args.batch, args.threads, args.repeats, args.warmup, args.framework)
+        mode = "graph" if args.framework == "graph_native" else args.framework
+        result = run_mindspore(args.preset, args.batch, args.threads, args.repeats, args.warmup, mode)
     result["peak_rss_mb"] = _peak_rss_mb()
     print("RESULT " + json.dumps(result))
 
@@ -145,7 +165,8 @@ def _spawn(args, preset, framework, repeats, threads):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset, "--framework", framework,
            "--batch", str(args.batch), "--threads", str(threads), "--repeats", str(repeats),
            "--warmup", str(args.warmup)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout)
+    env = dict(os.environ, MS_GAN_KERNELS="native") if framework == "graph_native" else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -161,7 +182,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pynative-repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--frameworks", default="graph,pynative,torch")
+    parser.add_argument("--frameworks", default="graph,graph_native,pynative,torch")
     parser.add_argument("--data-sources", action="store_true", help="also measure the data pipelines")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--timeout", type=int, default=3600)
@@ -182,6 +203,8 @@ def main(argv=None):
         threads = args.threads or presets.get(name).cpu_threads or cores
         for fw in frameworks:
             repeats = args.pynative_repeats if fw == "pynative" else args.repeats
+            if fw == "graph_native" and presets.get(name).family == "mlp":
+                continue   # no convolutions: the kernels change nothing
             # As `ms-gan train`: a preset's thread choice is for graph mode, PyNative gets every core.
             fw_threads = args.threads or (cores if fw == "pynative" else threads)
             rows[name][fw] = _spawn(args, name, fw, repeats, fw_threads)
@@ -221,9 +244,10 @@ def markdown(report):
     lines = [f"Batch {report['batch']} real images per iteration, {report['machine']['cpu']}, "
              f"{report['machine']['cores']} cores; graph mode and PyTorch on each preset's threads (`ms-gan train`'s "
              "default; PyNative on all cores), PyTorch also on all cores where that differs.", "",
-             "| preset | threads | MindSpore graph img/s | PyNative img/s | PyTorch eager img/s | graph / PyTorch "
+             "| preset | threads | MindSpore graph img/s | graph, kernels off img/s | PyNative img/s "
+             "| PyTorch eager img/s | graph / PyTorch | kernels off / PyTorch "
              "| PyTorch all cores img/s | graph / PyTorch all cores | graph compile s | peak RSS MB graph "
-             "| peak RSS MB PyNative |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| peak RSS MB PyNative |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(value, spec):
         return format(value, spec) if value else "-"
@@ -232,12 +256,13 @@ def markdown(report):
         def get(fw, key="images_per_s"):
             r = row.get(fw, {})
             return r.get(key) if isinstance(r, dict) else None
-        g, pn, t = get("graph"), get("pynative"), get("torch")
+        g, gn, pn, t = get("graph"), get("graph_native"), get("pynative"), get("torch")
         t_all = get("torch_all_cores") or t
         ratio = f"{g / t:.2f}x" if g and t else "-"
         ratio_all = f"{g / t_all:.2f}x" if g and t_all else "-"
-        lines.append(f"| {name} | {row.get('threads', '-')} | {fmt(g, '.1f')} | {fmt(pn, '.1f')} | {fmt(t, '.1f')} "
-                     f"| {ratio} | {fmt(t_all, '.1f')} | {ratio_all} | {fmt(get('graph', 'first_call_s'), '.1f')} "
+        ratio_native = f"{gn / t:.2f}x" if gn and t else "-"
+        lines.append(f"| {name} | {row.get('threads', '-')} | {fmt(g, '.1f')} | {fmt(gn, '.1f')} | {fmt(pn, '.1f')} "
+                     f"| {fmt(t, '.1f')} | {ratio} | {ratio_native} | {fmt(t_all, '.1f')} | {ratio_all} | {fmt(get('graph', 'first_call_s'), '.1f')} "
                      f"| {fmt(get('graph', 'peak_rss_mb'), '.0f')} | {fmt(get('pynative', 'peak_rss_mb'), '.0f')} |")
     if report.get("data_sources"):
         lines += ["", "| data source | images/s | setup s |", "|---|---|---|"]

@@ -1,6 +1,6 @@
 """Process environment that must be in place before MindSpore is imported.
 
-Imported first by ``ms_gan/__init__.py``. Two settings, each applied only when
+Imported first by ``ms_gan/__init__.py``. Three settings, each applied only when
 the user has not set the variable already:
 
 * ``ONEDNN_MAX_CPU_ISA=AVX2``: on AVX-512 machines oneDNN (MindSpore's CPU
@@ -11,6 +11,10 @@ the user has not set the variable already:
   point (CLI, scripts, library use).
 * ``GLOG_v=3``: MindSpore logs many framework WARNINGs to stderr at its default
   level; errors still show. Set ``GLOG_v=2`` to see them again.
+* ``OMP_WAIT_POLICY=PASSIVE``: the CPU kernels (:mod:`ms_gan.kernels`) run on an OpenMP team
+  whose idle threads otherwise spin, taking the cores MindSpore's own threads need between
+  convolutions: a dcgan64 iteration took 3945 ms instead of 1928 ms, process CPU 3.9 s instead
+  of 1.9 s (bench/NOTES.md attempt 29). MindSpore loads libgomp at import, which reads it then.
 
 It also checks NumPy's major version (:func:`numpy_problem`): MindSpore 2.10's C
 extension is built against NumPy 1, and under NumPy 2 every command dies later in
@@ -33,6 +37,9 @@ def prepare():
     if "GLOG_v" not in os.environ:
         os.environ["GLOG_v"] = "3"
         changed.append("GLOG_v")
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        changed.append("OMP_WAIT_POLICY")
     return changed
 
 

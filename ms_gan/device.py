@@ -111,6 +111,9 @@ def setup(target="CPU", device_id=None, mode="graph", threads=None, seed=None):
     if seed is not None:
         ms.set_seed(int(seed))
     _state.update(done=True, target=target, mode=mode, threads=threads)
+    from ms_gan import kernels
+
+    kernels.configure()   # the kernels' threads follow these; MS_GAN_KERNELS is checked before any work
     return dict(_state)
 
 

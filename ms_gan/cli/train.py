@@ -1,5 +1,6 @@
 """``ms-gan train``: train a preset into a run directory (resumed when it holds a run)."""
 import os
+import sys
 
 from ms_gan.cli import common
 from ms_gan.errors import UserError
@@ -57,11 +58,12 @@ def register(sub):
     p.add_argument("--eval-every", type=common.non_negative_int, default=0, metavar="N",
                    help="every N epochs compute FCD and KID (logged in stats.jsonl) and keep best.ckpt by FCD")
     p.add_argument("--eval-data", default=None,
-                   help="reference digits for --eval-every: 'builtin' or an MNIST folder (default: --data)")
+                   help="reference images for --eval-every, any source read at the preset's shape (default: --data)")
     p.add_argument("--eval-n", type=common.positive_int, default=2000, help="generated images per evaluation")
     p.add_argument("--classifier", default=None, metavar="FILE",
-                   help="digit classifier for --eval-every (default: the shipped 8x8 one; for MNIST make a 28x28 "
-                        "one with 'ms-gan train-classifier --data DIR --out FILE')")
+                   help="classifier for --eval-every of the preset's size and channels (default: the shipped one, "
+                        "for the built-in digits at 8x8 gray; else 'ms-gan train-classifier --data D --preset P "
+                        "--out FILE')")
     p.add_argument("--distributed", action="store_true", help="data-parallel worker started by msrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_device_flags(p)
@@ -82,7 +84,7 @@ def _cadence(text):
 
 
 def _periodic_evaluation(preset, eval_data, eval_n, seed, classifier):
-    """The loop's evaluation callback: FCD and KID of G on ``eval_data`` with the digit classifier."""
+    """The loop's evaluation callback: FCD and KID of G on ``eval_data`` with the classifier (and their protocol)."""
 
     def evaluate(G, epoch):
         from ms_gan.eval.evaluate import quick_fcd_kid
@@ -111,15 +113,13 @@ def run(args):
         raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {args.ema}")
     eval_data = args.eval_data or data
     if args.eval_every:
-        from ms_gan.data import resolve_source
-
-        if resolve_source(eval_data)[0] not in ("builtin", "mnist"):
-            raise UserError("--eval-every measures digits with a digit classifier: give --eval-data builtin "
-                            "or an MNIST folder")
         from ms_gan.eval.evaluate import check_classifier
 
-        # Before any network is built: the classifier takes the eval data's size, channels and classes.
-        check_classifier(eval_data, args.classifier, preset.channels, "--eval-data" if args.eval_data else "--data")
+        # Before any network is built: the classifier takes G's size and channels and the eval data's classes.
+        _, warnings = check_classifier(eval_data, args.classifier, preset.image_size, preset.channels,
+                                       "--eval-data" if args.eval_data else "--data")
+        for warning in warnings:
+            sys.stderr.write(f"ms-gan: warning: {warning}\n")
     elif args.classifier is not None:
         raise UserError("--classifier is the feature extractor of --eval-every: add --eval-every N")
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoints", "latest.ckpt")):

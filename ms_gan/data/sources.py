@@ -229,6 +229,13 @@ def describe_sizes(sizes, size):
             f"to {fmt(target)} from {listing}")
 
 
+def folder_classes(root, files=None):
+    """Sorted names of the first-level sub-folders of ``root`` that hold images (the class names;
+    label i is the i-th name). Empty when every image lies directly in ``root`` (no labels)."""
+    files = list_images(root) if files is None else files
+    return sorted({os.path.relpath(f, root).split(os.sep)[0] for f in files if os.sep in os.path.relpath(f, root)})
+
+
 def read_folder(root, channels, size=None):
     """Decode every image under ``root`` with Pillow.
 
@@ -247,8 +254,7 @@ def read_folder(root, channels, size=None):
     files = list_images(root)
     if not files:
         raise UserError(f"no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found under {root!r}")
-    classes = sorted({os.path.relpath(f, root).split(os.sep)[0] for f in files
-                      if os.sep in os.path.relpath(f, root)})
+    classes = folder_classes(root, files)
     class_index = {c: i for i, c in enumerate(classes)}
     decoded, labels = [], []
     for path in files:

@@ -1,23 +1,32 @@
-"""Digit classifiers whose features the metrics use (FCD, KID, precision/recall).
+"""Classifiers of labelled images whose features the metrics use (FCD, KID, precision/recall).
 
-Inception features mean nothing for 8x8 or 28x28 digits, so, like TF-GAN's
-``mnist_frechet_distance``, this project trains a small LeNet-style CNN on the
-digits themselves and measures distances on its penultimate layer (128 ReLU
-units). One classifier has one fixed input resolution: 8x8 for the built-in
-digits, 28x28 for MNIST; images of another size are resized to it
-(:func:`resize_images`).
+Inception features mean little for 8x8 digits and cost ~0.4 s per image here, so, like
+TF-GAN's ``mnist_frechet_distance``, this project trains a small LeNet-style CNN on the
+labelled data itself and measures distances on its penultimate layer (128 ReLU units).
+One classifier has one input shape: ``size`` x ``size`` with 1 (gray) or 3 (RGB)
+channels, 8 <= size <= 128, and as many outputs as the data has classes. It scores
+generators that make exactly that shape; the reference images go through the
+training pipeline (:func:`ms_gan.data.load_images`) at that shape, as the GAN saw them.
 
-A classifier checkpoint is a MindSpore ``.ckpt`` with its metadata (resolution,
-dataset, held-out accuracy, training settings) stored inside under
-``ms_gan_classifier``; :func:`load` also reports the file's sha256, which every
-metric records as the extractor's identity. A JSON copy of the metadata (with the
-sha256) is written next to it; :func:`read_meta` reads it without MindSpore, so a
-classifier can be checked against the data before anything is built.
+Architecture: above 16x16, stages of 3x3 conv (32) + ReLU + 2x2 max-pool halve the
+image until it is under 16x16; then the 8x8 LeNet head (3x3 conv 32, 3x3 conv 64,
+2x2 max-pool, Dense 128 + ReLU = the features, Dense classes). At 8x8 gray that is
+exactly the network of the shipped digits classifier, whose file and numbers stay
+valid. 28x28 keeps the earlier MNIST network (two 5x5 convs each followed by a pool).
 
-The classifier of the built-in digits ships inside the package
+A classifier checkpoint is a MindSpore ``.ckpt`` with its metadata stored inside under
+``ms_gan_classifier``: size (``resolution``), channels, classes and class names, held-out
+accuracy, the data fingerprint (:func:`data_fingerprint`) and the split. :func:`load`
+also reports the file's sha256, which every metric records as the extractor's identity.
+A JSON copy of the metadata (with the sha256) is written next to it; :func:`read_meta`
+reads it without MindSpore, so a classifier is checked against the data before
+anything is built.
+
+The classifier of the built-in digits at 8x8 ships inside the package
 (``ms_gan/eval/assets/digits_classifier.ckpt``, package data), so ``eval`` and
 ``--eval-every`` find it after a plain ``pip install .`` too.
 """
+import hashlib
 import json
 import os
 import time
@@ -27,46 +36,67 @@ import numpy as np
 from ms_gan.errors import UserError
 
 FORMAT = "ms_gan-classifier-1"
-NUM_CLASSES = 10
+NUM_CLASSES = 10   # of the digits; files written before "classes" was recorded are digit classifiers
 FEATURES = 128
 CHANNELS = 1
+MIN_SIZE, MAX_SIZE = 8, 128
+HOLDOUT_FRACTION, SPLIT_SEED = 0.2, 0
 DEFAULT_CLASSIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "digits_classifier.ckpt")
 _CELL_CLASS = None
 
 
+def check_shape(size, channels):
+    """UserError unless a classifier can take ``size`` x ``size`` images with ``channels`` channels."""
+    if not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise UserError(f"classifiers take images from {MIN_SIZE}x{MIN_SIZE} to {MAX_SIZE}x{MAX_SIZE}, "
+                        f"not {size}x{size}")
+    if int(channels) not in (1, 3):
+        raise UserError(f"classifiers take 1 (gray) or 3 (RGB) channels, not {channels}")
+
+
+def _layout(size):
+    """(number of halving stages, head kernel, head pools, side of the last feature map) for ``size``."""
+    if size == 28:
+        return 0, 5, (True, True), 7
+    stages, side = 0, size
+    while side >= 16:
+        stages, side = stages + 1, side // 2
+    return stages, 3, (False, True), side // 2
+
+
 def _cell_class():
-    """The LeNet Cell class (built lazily: importing this module must not import MindSpore)."""
+    """The Cell class (built lazily: importing this module must not import MindSpore)."""
     global _CELL_CLASS
     if _CELL_CLASS is not None:
         return _CELL_CLASS
     from mindspore import nn, ops
 
-    class DigitClassifier(nn.Cell):
-        """LeNet-style CNN: (N, 1, S, S) in [-1, 1] -> (logits (N, 10), features (N, 128)).
+    class ImageClassifier(nn.Cell):
+        """(N, C, S, S) in [-1, 1] -> (logits (N, classes), features (N, 128)); see the module docstring."""
 
-        8x8: two 3x3 convs (32, 64) then a 2x2 max-pool; 28x28: two 5x5 convs (32, 64)
-        each followed by a 2x2 max-pool. Then Dense 128 + ReLU (the features), Dense 10.
-        """
-
-        def __init__(self, size):
+        def __init__(self, size, channels=CHANNELS, classes=NUM_CLASSES):
             super().__init__()
-            self.size = int(size)
-            if self.size == 8:
-                k, pools = 3, (False, True)
-            elif self.size == 28:
-                k, pools = 5, (True, True)
-            else:
-                raise UserError(f"classifiers exist for 8x8 and 28x28 images, not {size}x{size}")
-            self.conv1 = nn.Conv2d(1, 32, k, pad_mode="same", has_bias=True)
+            check_shape(size, channels)
+            self.size, self.channels, self.classes = int(size), int(channels), int(classes)
+            stages, k, pools, out = _layout(self.size)
+            width = self.channels
+            down = []
+            for _ in range(stages):
+                down.append(nn.SequentialCell([nn.Conv2d(width, 32, 3, pad_mode="same", has_bias=True), nn.ReLU(),
+                                               nn.MaxPool2d(2, 2)]))
+                width = 32
+            self.down = nn.CellList(down)
+            self.conv1 = nn.Conv2d(width, 32, k, pad_mode="same", has_bias=True)
             self.conv2 = nn.Conv2d(32, 64, k, pad_mode="same", has_bias=True)
             self.pool = nn.MaxPool2d(2, 2)
             self.pool1, self.pool2 = pools
             self.relu = nn.ReLU()
-            out = self.size // (2 ** sum(pools))
             self.fc = nn.Dense(64 * out * out, FEATURES)
-            self.head = nn.Dense(FEATURES, NUM_CLASSES)
+            self.head = nn.Dense(FEATURES, self.classes)
 
         def construct(self, x):
+            for stage in self.down:
+                x = stage(x)
             x = self.relu(self.conv1(x))
             if self.pool1:
                 x = self.pool(x)
@@ -77,15 +107,15 @@ def _cell_class():
             feats = self.relu(self.fc(x))
             return self.head(feats), feats
 
-    _CELL_CLASS = DigitClassifier
+    _CELL_CLASS = ImageClassifier
     return _CELL_CLASS
 
 
-def build(size, seed=0):
+def build(size, seed=0, channels=CHANNELS, classes=NUM_CLASSES):
     """A fresh classifier for ``size`` x ``size`` images with seeded (PyTorch-default) weights."""
     from ms_gan.nn.init import initialize
 
-    net = _cell_class()(size)
+    net = _cell_class()(size, channels, classes)
     initialize(net, "torch_default", np.random.default_rng([int(seed), 7]))
     net.update_parameters_name("classifier.")
     return net
@@ -105,16 +135,21 @@ class Classifier:
         return int(self.meta["resolution"])
 
     @property
+    def channels(self):
+        return int(self.meta.get("channels", CHANNELS))
+
+    @property
     def name(self):
-        return f"lenet{self.size}-{self.meta.get('dataset', '?')}"
+        return f"lenet{self.size}{'rgb' if self.channels == 3 else ''}-{self.meta.get('dataset', '?')}"
 
     def provenance(self):
         return {"name": self.name, "path": self.path and os.path.abspath(self.path), "sha256": self.sha256,
-                "resolution": self.size, "dataset": self.meta.get("dataset"),
+                "resolution": self.size, "channels": self.channels, "classes": self.meta.get("classes"),
+                "dataset": self.meta.get("dataset"), "data_fingerprint": self.meta.get("data_fingerprint"),
                 "heldout_accuracy": self.meta.get("heldout_accuracy"), "feature_dim": FEATURES}
 
     def predict(self, images, batch_size=500):
-        """(features (N, 128) float64, probabilities (N, 10) float64) of images (N, 1, S, S) in [-1, 1]."""
+        """(features (N, 128) float64, probabilities (N, classes) float64) of images (N, C, S, S) in [-1, 1]."""
         return predict(self.net, images, batch_size)
 
 
@@ -133,70 +168,133 @@ def predict(net, images, batch_size=500):
         probs.append(p / p.sum(axis=1, keepdims=True))
         feats.append(f.asnumpy().astype(np.float64))
     if not feats:
-        return np.zeros((0, FEATURES)), np.zeros((0, NUM_CLASSES))
+        return np.zeros((0, FEATURES)), np.zeros((0, net.classes))
     return np.concatenate(feats), np.concatenate(probs)
-
-
-def resize_images(images, size):
-    """Images (N, C, H, W) in [-1, 1] -> (N, 1, size, size) float32 in [-1, 1].
-
-    RGB becomes luma (ITU-R 601-2). Resizing uses Pillow's bilinear filter, which
-    averages over the source area when shrinking (64x64 -> 8x8 is not aliased).
-    """
-    from PIL import Image
-
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise UserError(f"expected images (N, 1 or 3, H, W); got shape {images.shape}")
-    if images.shape[1] == 3:
-        images = np.tensordot(images, np.array([0.299, 0.587, 0.114], dtype=np.float32), axes=([1], [0]))[:, None]
-    n, _, h, w = images.shape
-    if (h, w) == (size, size):
-        return np.ascontiguousarray(images)
-    out = np.empty((n, 1, size, size), dtype=np.float32)
-    for i in range(n):
-        im = Image.fromarray(images[i, 0], mode="F")
-        out[i, 0] = np.asarray(im.resize((size, size), Image.BILINEAR))
-    return np.clip(out, -1.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- data
 
 
-def check_data(data):
-    """Raise UserError unless ``data`` is 'builtin' or a complete MNIST folder (train and t10k)."""
+def native_shape(data):
+    """(size, channels) a source holds, without decoding every image: the default of train-classifier.
+
+    builtin: 8x8 gray; MNIST: 28x28 gray; an image folder: its most common size, gray when
+    every image is a gray mode (L, I;16, 1, ...) else RGB; an array: its shape.
+    """
+    from PIL import Image
+
     from ms_gan.data import resolve_source, sources
 
     kind, path = resolve_source(data)
+    if kind == "builtin":
+        return 8, 1
     if kind == "mnist":
-        sources.prepare_mnist_dir(path, "test")
-    elif kind != "builtin":
-        raise UserError(f"--data {data!r} is not 'builtin' or an MNIST folder (with train-* and t10k-* IDX files); "
-                        f"classifiers need labelled digits")
-    return kind, path
+        return 28, 1
+    if kind == "array":
+        images01, _ = sources.read_array(path)
+        height, width, channels = images01.shape[1:]
+    else:
+        sizes = sources.image_sizes(path)
+        if not sizes:
+            raise UserError(f"no images found under {path!r}")
+        height, width = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        channels = 1
+        for name in sources.list_images(path):
+            with Image.open(name) as im:
+                if im.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
+                    channels = 3
+                    break
+    if height != width:
+        raise UserError(f"--data {data}: its images are {height}x{width}, not square; give --size S "
+                        f"(they are resized to SxS as the training pipeline does)")
+    return int(height), int(channels)
 
 
-def classifier_data(data):
-    """(train images, train labels, held-out images, held-out labels, description) for a --data value.
+def labels_of(data):
+    """(class names, labels of the reference split or None) without decoding images where possible.
 
-    ``builtin``: the 8x8 digits split by :func:`ms_gan.data.builtin.split_indices`
-    (20% held out, seed 0). An MNIST folder: its train and t10k files at 28x28.
+    UserError when the source has no labels: a ``.npy``, a ``.npz`` without ``labels``, an
+    image folder without class sub-folders.
     """
-    from ms_gan.data import ImageSpec, load_images
+    from ms_gan.data import resolve_source, sources
+    from ms_gan.data.builtin import load_digits
+
+    kind, path = resolve_source(data)
+    if kind == "builtin":
+        return [str(d) for d in range(10)], np.asarray(load_digits()[1], np.int64)
+    if kind == "mnist":
+        folder = sources.prepare_mnist_dir(path, "test")
+        labels = sources.read_idx(os.path.join(folder, sources.MNIST_FILES["test"][1])).astype(np.int64)
+        return [str(d) for d in range(max(10, int(labels.max()) + 1))], labels
+    if kind == "folder":
+        names = sources.folder_classes(path)
+        if len(names) < 2:
+            raise UserError(f"--data {data} has no labels: a classifier needs one sub-folder per class "
+                            f"(DIR/CLASS/image.png) with at least 2 classes; found "
+                            f"{len(names)} sub-folder(s) with images")
+        return names, None
+    images01, labels = sources.read_array(path)
+    if labels is None:
+        raise UserError(f"--data {data} has no labels: a classifier needs a .npz with 'images' and 'labels' "
+                        f"(numpy.savez(FILE, images=x, labels=y))")
+    if len(labels) != len(images01):
+        raise UserError(f"--data {data} has {len(images01)} images but {len(labels)} labels")
+    if labels.min() < 0:
+        raise UserError(f"--data {data}: labels must be class indices 0..K-1, found {labels.min()}")
+    return [str(c) for c in range(int(labels.max()) + 1)], labels
+
+
+def data_fingerprint(images, labels):
+    """sha256 of float32 images (N, C, S, S) as the pipeline makes them, then int64 labels (or none)."""
+    digest = hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes())
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _indices_sha256(indices):
+    return hashlib.sha256(np.ascontiguousarray(indices, np.int64).tobytes()).hexdigest()
+
+
+def labelled_images(data, size, channels):
+    """All labelled images of ``data`` at size/channels as the training pipeline makes them.
+
+    Returns (images (N, C, S, S) in [-1, 1], labels, class names, train indices, held-out
+    indices, split description). MNIST: its train files, then its t10k files (held out);
+    other sources: :func:`ms_gan.data.builtin.split_indices` (20% held out, seed 0).
+    """
+    from ms_gan.data import ImageSpec, load_images, resolve_source
     from ms_gan.data.builtin import split_indices
 
-    kind, path = check_data(data)
-    if kind == "builtin":
-        images, labels = load_images("builtin", ImageSpec(8, 1))
-        train_idx, hold_idx = split_indices(len(images))
-        return (images[train_idx], labels[train_idx], images[hold_idx], labels[hold_idx],
-                {"dataset": "builtin", "resolution": 8, "train_split": "split_indices(1797, 0.2, seed 0)[0]",
-                 "heldout_split": "split_indices(1797, 0.2, seed 0)[1]"})
-    train_x, train_y = load_images(path, ImageSpec(28, 1), usage="train")
-    test_x, test_y = load_images(path, ImageSpec(28, 1), usage="test")
-    return (train_x, train_y, test_x, test_y,
-            {"dataset": f"mnist:{os.path.abspath(path)}", "resolution": 28, "train_split": "train",
-             "heldout_split": "t10k"})
+    check_shape(size, channels)
+    names, _ = labels_of(data)
+    kind, path = resolve_source(data)
+    spec = ImageSpec(int(size), int(channels))
+    if kind == "mnist":
+        train_x, train_y = load_images(path, spec, usage="train")
+        test_x, test_y = load_images(path, spec, usage="test")
+        images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+        train_idx, hold_idx = np.arange(len(train_x)), np.arange(len(train_x), len(images))
+        split = {"method": "the source's files", "train": "train-*", "heldout": "t10k-*"}
+    else:
+        images, labels = load_images(data, spec)
+        train_idx, hold_idx = split_indices(len(images), HOLDOUT_FRACTION, SPLIT_SEED)
+        split = {"method": "ms_gan.data.builtin.split_indices", "holdout_fraction": HOLDOUT_FRACTION,
+                 "seed": SPLIT_SEED}
+    if labels is None or len(labels) != len(images):
+        raise UserError(f"--data {data} has no labels for its images")
+    if int(labels.max()) >= len(names):
+        names = names + [str(c) for c in range(len(names), int(labels.max()) + 1)]
+    split.update(n_train=int(len(train_idx)), n_heldout=int(len(hold_idx)),
+                 train_indices_sha256=_indices_sha256(train_idx), heldout_indices_sha256=_indices_sha256(hold_idx))
+    return images, labels, names, train_idx, hold_idx, split
+
+
+def dataset_name(data):
+    from ms_gan.data import resolve_source
+
+    kind, path = resolve_source(data)
+    return "builtin" if kind == "builtin" else f"{kind}:{os.path.abspath(path)}"
 
 
 def _shift_augment(images, rng, max_shift):
@@ -216,16 +314,22 @@ def _shift_augment(images, rng, max_shift):
 # ---------------------------------------------------------------------------- training
 
 
-def train(data="builtin", epochs=None, batch_size=64, lr=1e-3, seed=0, log=print):
-    """Train a digit classifier; returns (net, meta).
+def default_epochs(size):
+    """30 at 8x8 (the shipped classifier), 8 at 28x28 (MNIST, 60,000 images), else 10."""
+    return 30 if size == 8 else 8 if size == 28 else 10
 
-    Adam with a fixed learning rate on cross-entropy, random 1-pixel shifts (8x8)
-    or 2-pixel shifts (28x28) as augmentation, compiled with ``mindspore.jit``.
-    ``meta`` holds the resolution, dataset, held-out accuracy and settings.
+
+def train(data="builtin", size=None, channels=None, epochs=None, batch_size=64, lr=1e-3, seed=0, log=print):
+    """Train a classifier on a labelled source; returns (net, meta).
+
+    Adam with a fixed learning rate on cross-entropy, random shifts of about size/14
+    pixels (1 at 8x8, 2 at 28x28) as augmentation, compiled with ``mindspore.jit``.
+    ``meta`` holds the shape, classes, dataset, fingerprint, split, held-out accuracy and settings.
 
     Args:
-        data: 'builtin' or an MNIST IDX folder (train and t10k files).
-        epochs: passes over the training split (default 30 for 8x8, 8 for 28x28).
+        data: any labelled source (builtin, MNIST folder, class-folder images, .npz with labels).
+        size, channels: the input shape (default: the data's own, :func:`native_shape`).
+        epochs: passes over the training split (default :func:`default_epochs`).
         batch_size: images per step.
         lr: Adam learning rate.
         seed: seed of the weights, the batch order and the augmentation.
@@ -234,17 +338,16 @@ def train(data="builtin", epochs=None, batch_size=64, lr=1e-3, seed=0, log=print
     import mindspore as ms
     from mindspore import nn, ops
 
-    train_x, train_y, hold_x, hold_y, info = classifier_data(data)
-    size = info["resolution"]
+    if size is None or channels is None:
+        own_size, own_channels = native_shape(data)
+        size, channels = size or own_size, channels or own_channels
+    images, labels, names, train_idx, hold_idx, split = labelled_images(data, size, channels)
+    train_x, train_y, hold_x, hold_y = images[train_idx], labels[train_idx], images[hold_idx], labels[hold_idx]
     if len(train_x) < 2 or len(hold_x) < 1:
         raise UserError(f"--data {data!r} has too few labelled images to train a classifier")
-    if train_y is None or hold_y is None:
-        raise UserError(f"--data {data!r} has no labels")
-    if train_y.min() < 0 or train_y.max() >= NUM_CLASSES:
-        raise UserError(f"labels of {data!r} must be digits 0..9; got {train_y.min()}..{train_y.max()}")
-    epochs = int(epochs or (30 if size == 8 else 8))
+    epochs = int(epochs or default_epochs(size))
     batch_size = int(min(batch_size, len(train_x)))
-    net = build(size, seed)
+    net = build(size, seed, channels, len(names))
     optimizer = nn.Adam(net.trainable_params(), learning_rate=lr)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -260,7 +363,7 @@ def train(data="builtin", epochs=None, batch_size=64, lr=1e-3, seed=0, log=print
         return ops.depend(loss, optimizer(grads))
 
     rng = np.random.default_rng([int(seed), 11])
-    max_shift = 1 if size == 8 else 2
+    max_shift = max(1, int(round(size / 14)))
     steps_per_epoch = len(train_x) // batch_size
     start = time.time()
     for epoch in range(epochs):
@@ -277,8 +380,16 @@ def train(data="builtin", epochs=None, batch_size=64, lr=1e-3, seed=0, log=print
             log(f"classifier epoch {epoch + 1}/{epochs}: loss {total / max(1, steps_per_epoch):.4f}, "
                 f"held-out accuracy {acc:.4f}")
     heldout = accuracy(net, hold_x, hold_y)
-    meta = dict(info, format=FORMAT, channels=CHANNELS, classes=NUM_CLASSES, heldout_accuracy=round(heldout, 6), n_train=int(len(train_x)),
-                n_heldout=int(len(hold_x)), epochs=epochs, batch_size=batch_size, lr=lr, seed=int(seed),
+    if split["method"] == "the source's files":
+        train_split, heldout_split = "train", "t10k"
+    else:
+        train_split = f"split_indices({len(images)}, {HOLDOUT_FRACTION}, seed {SPLIT_SEED})[0]"
+        heldout_split = f"split_indices({len(images)}, {HOLDOUT_FRACTION}, seed {SPLIT_SEED})[1]"
+    meta = dict(format=FORMAT, dataset=dataset_name(data), resolution=int(size), channels=int(channels),
+                classes=len(names), class_names=names, data_fingerprint=data_fingerprint(images, labels),
+                split=split, train_split=train_split, heldout_split=heldout_split,
+                heldout_accuracy=round(heldout, 6), n_train=int(len(train_x)), n_heldout=int(len(hold_x)),
+                epochs=epochs, batch_size=batch_size, lr=lr, seed=int(seed),
                 augmentation=f"random shifts up to {max_shift} px", features=FEATURES,
                 seconds=round(time.time() - start, 1), mindspore=ms.__version__)
     return net, meta
@@ -327,7 +438,7 @@ def _existing(path):
                             f"ms_gan, or make one with 'ms-gan train-classifier --data builtin --out FILE' and "
                             f"pass --classifier FILE")
         raise UserError(f"classifier {path!r} does not exist; make one with "
-                        f"'ms-gan train-classifier --data DIR --out {path}'")
+                        f"'ms-gan train-classifier --data DIR --size S --channels C --out {path}'")
     return path
 
 
@@ -352,7 +463,7 @@ def read_meta(path=None):
 
 
 def _checked(meta, path):
-    if meta.get("format") != FORMAT or int(meta.get("resolution", 0)) not in (8, 28):
+    if meta.get("format") != FORMAT or not MIN_SIZE <= int(meta.get("resolution", 0)) <= MAX_SIZE:
         raise UserError(f"{path} has classifier format {meta.get('format')}, this ms_gan reads {FORMAT}")
     return dict(meta, channels=int(meta.get("channels", CHANNELS)), classes=int(meta.get("classes", NUM_CLASSES)))
 
@@ -369,7 +480,7 @@ def _read_checkpoint(path, metadata_only=False):
         raise UserError(f"classifier {path} is corrupt or not a MindSpore checkpoint ({first[:120]})") from None
     raw = params.pop("ms_gan_classifier", None)
     if raw is None:
-        raise UserError(f"{path} is not an ms_gan digit classifier (no classifier metadata); "
+        raise UserError(f"{path} is not an ms_gan classifier (no classifier metadata); "
                         f"make one with 'ms-gan train-classifier'")
     return params, _checked(json.loads(raw if isinstance(raw, str) else str(raw)), path)
 
@@ -378,12 +489,12 @@ def load(path=None):
     """A :class:`Classifier` from ``path`` (default: the shipped built-in-digits classifier)."""
     path = _existing(path)
     params, meta = _read_checkpoint(path)
-    net = build(int(meta["resolution"]))
+    net = build(int(meta["resolution"]), 0, meta["channels"], meta["classes"])
     for p in net.get_parameters():
         value = params.get(p.name)
         if value is None or tuple(value.shape) != tuple(p.shape):
             raise UserError(f"classifier {path} does not match the {meta['resolution']}x{meta['resolution']} "
-                            f"architecture (parameter {p.name})")
+                            f"{meta['channels']}-channel {meta['classes']}-class architecture (parameter {p.name})")
         p.set_data(value)
     net.set_train(False)
     return Classifier(net, meta, path, sha256_of(path))

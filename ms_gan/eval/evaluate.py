@@ -1,8 +1,10 @@
-"""Evaluate a generator against real digits with a digit classifier's features.
+"""Evaluate a generator against real images with a classifier's features.
 
-:func:`evaluate` generates ``n`` images (from a checkpoint or an exported MindIR),
-resizes them to the classifier's input size, extracts its penultimate features and
-softmax outputs, and compares them with the reference set:
+:func:`evaluate` generates ``n`` images (from a checkpoint or an exported MindIR), checks
+that a classifier of their shape (size, channels) and of the data's classes scores them
+(:func:`check_classifier`, before any network is built), extracts its penultimate
+features and softmax outputs, and compares them with the reference set, which goes
+through the training pipeline at the classifier's shape:
 
 * FCD (Fréchet classifier distance), KID (mean, std), classifier score, precision
   and recall (k=3), class coverage (:mod:`ms_gan.eval.metrics`);
@@ -11,11 +13,10 @@ softmax outputs, and compares them with the reference set:
 * the same distances between two disjoint halves of the reference set (the
   real-vs-real baseline), so every number has a scale.
 
-Every result carries its provenance: metric, value, numbers of generated and
-reference samples, reference split, extractor name and the sha256 of its
-checkpoint, seed. FCD and KID depend on the sample sizes (FCD is biased upwards
-for small sets), so only numbers with equal ``n_generated``/``n_reference`` and the
-same extractor hash compare.
+Every record carries its protocol (:func:`classifier_protocol`): extractor and its
+sha256, input shape, resizing, numbers of generated and reference images, reference
+split and fingerprint, KID settings, seed. FCD and KID depend on all of these (FCD is
+biased upwards for small sets), so only numbers with equal protocols compare.
 """
 import os
 
@@ -25,6 +26,7 @@ from ms_gan import checkpoint as ckpt_io
 from ms_gan import seeds
 from ms_gan.errors import UserError
 from ms_gan.eval import metrics
+from ms_gan.eval.classifier import FEATURES
 from ms_gan.generate import generate_images
 
 RESULT_FORMAT = "ms_gan-eval-1"
@@ -37,100 +39,131 @@ _REFERENCE_CACHE = {}
 # ---------------------------------------------------------------------------- reference data
 
 
-def reference_size(data):
-    """(side of the reference images, split name) of a --data value, without decoding the images.
-
-    ``builtin``: 8, all 1,797 digits. MNIST folder: 28, its t10k files. Image folders
-    (from the file headers) and arrays: their one square size, all images.
-    """
-    from ms_gan.data import resolve_source, sources
-
-    kind, path = resolve_source(data)
-    if kind == "builtin":
-        return 8, "all"
-    if kind == "mnist":
-        sources.prepare_mnist_dir(path, "test")
-        return 28, "t10k"
-    if kind == "folder":
-        sizes = list(sources.image_sizes(path)) or [(0, 0)]
-    else:
-        raw, _ = sources.read_array(path)
-        sizes = [raw.shape[1:3]]
-    if len(sizes) != 1 or sizes[0][0] != sizes[0][1] or not sizes[0][0]:
-        raise UserError(f"--data {data}: reference images must all have one square size, got "
-                        f"{', '.join(f'{h}x{w}' for h, w in sizes)}")
-    return int(sizes[0][0]), "all"
-
-
-def check_classifier(data, classifier=None, channels=None, data_flag="--data"):
-    """Check, before any network is built, that a digit classifier can score images against ``data``.
-
-    Compares the classifier's metadata (:func:`ms_gan.eval.classifier.read_meta`: image
-    size, channels, classes) with the reference data (size, labels) and with the
-    generator's ``channels`` when known. Returns the metadata.
-
-    Raises:
-        UserError: one line naming the classifier and the data and saying what to do.
-    """
-    from ms_gan.data import resolve_source, sources
+def _default_or_refuse(data, size, channels, data_flag):
+    """The shipped classifier when ``data`` is the built-in digits at 8x8 gray, else a UserError saying
+    how to make a matching one (no other data has a classifier that ships)."""
+    from ms_gan.data import resolve_source
     from ms_gan.eval import classifier as clf_mod
 
-    meta = clf_mod.read_meta(classifier)
+    if resolve_source(data)[0] == "builtin" and (int(size), int(channels)) == (8, 1):
+        return clf_mod.DEFAULT_CLASSIFIER
+    raise UserError(f"no classifier for {data_flag} {data} at {size}x{size} with {channels} channel(s) (the built-in "
+                    f"digits classifier takes 8x8 gray built-in digits): make one with "
+                    f"{make_command(data, size, channels)} and pass --classifier FILE")
+
+
+def make_command(data, size, channels):
+    return f"'ms-gan train-classifier --data {data} --size {size} --channels {channels} --out FILE'"
+
+
+def check_classifier(data, classifier, size, channels, data_flag="--data"):
+    """Check, before any network is built, that a classifier can score ``size`` x ``size`` images with
+    ``channels`` channels (the generator's) against ``data``.
+
+    ``classifier`` None means the shipped one, which only fits the built-in digits at 8x8
+    gray. Compares the classifier's metadata (:func:`ms_gan.eval.classifier.read_meta`)
+    with the generator's shape and the data's classes; when the classifier records the
+    fingerprint of its training data and ``data`` at that shape has another one, the
+    classifier is still usable (same shape and classes) but a warning says so.
+
+    Returns:
+        (metadata, list of warnings).
+
+    Raises:
+        UserError: one line naming the classifier and the data or generator, and the command
+        that makes a matching classifier.
+    """
+    from ms_gan.eval import classifier as clf_mod
+
+    meta = clf_mod.read_meta(classifier or _default_or_refuse(data, size, channels, data_flag))
     which = "the built-in digits classifier" if classifier is None else "classifier"
-    _check_size(data, meta["resolution"], f"{which} {meta['path']}", data_flag)
-    kind, path = resolve_source(data)
-    if channels is not None and int(channels) != meta["channels"]:
-        raise UserError(f"{which} {meta['path']} reads {meta['channels']}-channel images but the generator makes "
-                        f"{channels}-channel ones; the digit metrics need a grayscale preset")
-    if kind == "mnist":
-        folder = sources.prepare_mnist_dir(path, "test")
-        top = int(sources.read_idx(os.path.join(folder, sources.MNIST_FILES["test"][1])).max())
-        if top >= meta["classes"]:
-            raise UserError(f"{which} {meta['path']} knows {meta['classes']} classes but {data_flag} {data} has "
-                            f"label {top}; train one on this data with 'ms-gan train-classifier'")
-    return meta
+    have = (int(meta["resolution"]), int(meta["channels"]))
+    if have != (int(size), int(channels)):
+        raise UserError(f"{which} {meta['path']} takes {have[0]}x{have[0]} images with {have[1]} channel(s) but the "
+                        f"generator makes {size}x{size} with {channels}: make a matching one with "
+                        f"{make_command(data, size, channels)} and pass --classifier FILE")
+    try:
+        names, _ = clf_mod.labels_of(data)
+    except UserError:
+        names = None   # FCD/KID need no labels; only the fingerprint cannot match (warned below)
+    if names is not None and len(names) > meta["classes"]:
+        raise UserError(f"{which} {meta['path']} knows {meta['classes']} classes but {data_flag} {data} has "
+                        f"{len(names)}: make a matching one with {make_command(data, size, channels)} and pass "
+                        f"--classifier FILE")
+    warnings = []
+    trained_on = meta.get("data_fingerprint")
+    if trained_on:   # files written before fingerprints were recorded (the shipped one) are not compared
+        fingerprint = _fingerprint(data, size, channels) if names is not None else None
+        if fingerprint != trained_on:
+            warnings.append(
+                f"{which} {meta['path']} was trained on other data than {data_flag} {data} (data fingerprint "
+                f"{trained_on[:12]} vs {fingerprint[:12] if fingerprint else 'none: no labels'}); its shape and "
+                f"classes match, so it is used, but its features were fitted to other images: compare its numbers "
+                f"only with numbers from this classifier (same sha256) on this data")
+    return meta, warnings
 
 
-def _check_size(data, side, classifier_name, data_flag="--data"):
-    """UserError unless the reference ``data`` has the classifier's image size ``side``; returns the split."""
-    from ms_gan.data import resolve_source
-
-    native, split = reference_size(data)
-    if native == side:
-        return split
-    if resolve_source(data)[0] in ("builtin", "mnist"):
-        todo = f"run 'ms-gan train-classifier --data {data} --out FILE' and pass --classifier FILE"
-    else:
-        todo = "digit classifiers exist for 8x8 (--data builtin) and 28x28 (MNIST) images: use such data"
-    raise UserError(f"{classifier_name} takes {side}x{side} images but {data_flag} {data} holds "
-                    f"{native}x{native} images; {todo}")
+_FINGERPRINTS = {}
 
 
-def reference_images(data, size):
-    """Real images for a classifier of ``size``: (images (N, 1, S, S) in [-1, 1], split name, labels).
+def _fingerprint(data, size, channels):
+    """The data fingerprint (:func:`ms_gan.eval.classifier.data_fingerprint`) of a labelled source at a shape."""
+    from ms_gan.eval import classifier as clf_mod
 
-    The data must have the classifier's resolution (:func:`reference_size`): a classifier
-    of another resolution would compare resized real digits, which is not what it was
-    trained on.
+    key = (str(data), int(size), int(channels))
+    if key not in _FINGERPRINTS:
+        images, labels = clf_mod.labelled_images(data, size, channels)[:2]
+        _FINGERPRINTS[key] = clf_mod.data_fingerprint(images, labels)
+    return _FINGERPRINTS[key]
+
+
+def reference_images(data, size, channels=1):
+    """The reference set at a classifier's shape: (images (N, C, S, S) in [-1, 1], split name, labels).
+
+    Images go through the training pipeline (:func:`ms_gan.data.load_images`): resized with
+    Pillow's bilinear filter when their size differs, converted to gray (luma) or RGB
+    (replicated), exactly as the GAN saw them. MNIST: its t10k files; other sources: all images.
     """
     from ms_gan.data import ImageSpec, load_images, resolve_source
 
-    split = _check_size(data, size, "the classifier")
     kind = resolve_source(data)[0]
-    images, labels = load_images(data, ImageSpec(size, 1), usage="test" if kind == "mnist" else "train")
+    images, labels = load_images(data, ImageSpec(int(size), int(channels)), usage="test" if kind == "mnist" else "train")
     if len(images) < 2 * (PR_K + 1):
         raise UserError(f"--data {data} has {len(images)} images; evaluation needs at least {2 * (PR_K + 1)}")
-    return images, split, labels
+    return images, "t10k" if kind == "mnist" else "all", labels
 
 
 def reference_features(classifier, data):
-    """(features, probs, split) of the reference set, cached per (data, classifier hash)."""
+    """(features, probs, split, fingerprint) of the reference set, cached per (data, classifier hash)."""
+    from ms_gan.eval.classifier import data_fingerprint
+
     key = (str(data), classifier.sha256)
     if key not in _REFERENCE_CACHE:
-        images, split, _ = reference_images(data, classifier.size)
+        images, split, labels = reference_images(data, classifier.size, classifier.channels)
         feats, probs = classifier.predict(images)
-        _REFERENCE_CACHE[key] = (feats, probs, split)
+        _REFERENCE_CACHE[key] = (feats, probs, split, data_fingerprint(images, labels))
     return _REFERENCE_CACHE[key]
+
+
+def classifier_protocol(classifier, data, n_gen, n_ref, split, seed, kid_subset, kid_subsets, reference_fingerprint):
+    """Everything the classifier metrics depend on besides the generator, for every record."""
+    extractor = classifier.provenance()
+    size, channels = classifier.size, classifier.channels
+    return {
+        "extractor": extractor["name"], "weights_sha256": extractor["sha256"],
+        "feature_layer": f"penultimate Dense ({FEATURES} ReLU units)", "classes": extractor["classes"],
+        "classifier_data_fingerprint": extractor["data_fingerprint"],
+        "input_size": size, "input_channels": channels,
+        "resize": "generated: none (the generator makes the classifier's shape); reference: Pillow bilinear on "
+                  "[0, 1] floats when the source's size differs (the training pipeline)",
+        "channel_conversion": "reference: the training pipeline's (RGB -> ITU-R 601-2 luma for gray, gray "
+                              "replicated for RGB)",
+        "quantization": "none (float32 in [-1, 1])",
+        "reference_data": str(data), "reference_fingerprint": reference_fingerprint,
+        "n_generated": int(n_gen), "n_reference": int(n_ref), "reference_split": split, "seed": int(seed),
+        "kid": {"subset_size": int(kid_subset), "num_subsets": int(kid_subsets),
+                "kernel": "cubic polynomial (x.y/d+1)^3, unbiased"},
+    }
 
 
 # ---------------------------------------------------------------------------- generators
@@ -194,48 +227,53 @@ def compare_features(gen_feats, gen_probs, ref_feats, ref_probs, seed=0, kid_sub
             "coverage": coverage}
 
 
-def _records(values, comparison, n_gen, n_ref, split, extractor, seed):
-    out = [
-        _result("fcd", values["fcd"], comparison, n_gen, n_ref, split, extractor, seed),
+def _records(values, comparison, protocol, extractor, seed):
+    n_gen, n_ref, split = protocol["n_generated"], protocol["n_reference"], protocol["reference_split"]
+    common = dict(protocol=protocol)
+    return [
+        _result("fcd", values["fcd"], comparison, n_gen, n_ref, split, extractor, seed, **common),
         _result("kid", values["kid_mean"], comparison, n_gen, n_ref, split, extractor, seed,
                 std=values["kid_std"], subset_size=values["kid_subset_size"], num_subsets=KID_SUBSETS,
-                kernel="cubic polynomial (x.y/d+1)^3, unbiased"),
+                kernel="cubic polynomial (x.y/d+1)^3, unbiased", **common),
         _result("classifier_score", values["classifier_score"], comparison, n_gen, n_ref, split, extractor, seed,
-                std=values["classifier_score_std"], splits=values["classifier_score_splits"]),
-        _result("precision", values["precision"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K),
-        _result("recall", values["recall"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K),
+                std=values["classifier_score_std"], splits=values["classifier_score_splits"], **common),
+        _result("precision", values["precision"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K, **common),
+        _result("recall", values["recall"], comparison, n_gen, n_ref, split, extractor, seed, k=PR_K, **common),
         _result("class_coverage", values["coverage"]["classes_present"], comparison, n_gen, n_ref, split,
                 extractor, seed, histogram=values["coverage"]["histogram"],
-                kl_to_uniform=values["coverage"]["kl_to_uniform"]),
+                kl_to_uniform=values["coverage"]["kl_to_uniform"], **common),
     ]
-    return out
 
 
 def evaluate_images(images, classifier, data="builtin", seed=0, kid_subsets=KID_SUBSETS, baseline=True):
-    """Metrics of generated ``images`` (N, C, H, W in [-1, 1]) against the reference set.
+    """Metrics of generated ``images`` (N, C, S, S in [-1, 1], the classifier's shape) against the reference set.
 
     Returns:
-        dict with ``results`` (list of records with provenance), ``summary``
-        (metric -> value for the generated images) and ``baseline`` (metric -> value
-        between two disjoint halves of the reference set, when ``baseline``).
+        dict with ``results`` (list of records, each with its ``protocol``), ``protocol``
+        (of the generated-vs-reference records), ``summary`` (metric -> value for the
+        generated images) and ``baseline`` (metric -> value between two disjoint halves
+        of the reference set, when ``baseline``).
     """
     images = classifier_input(images, classifier)
     extractor = classifier.provenance()
-    ref_feats, ref_probs, split = reference_features(classifier, data)
+    ref_feats, ref_probs, split, ref_fingerprint = reference_features(classifier, data)
     gen_feats, gen_probs = classifier.predict(images)
     if len(gen_feats) < PR_K + 1:
         raise UserError(f"evaluation needs at least {PR_K + 1} generated images; got {len(gen_feats)}")
     values = compare_features(gen_feats, gen_probs, ref_feats, ref_probs, seed, kid_subsets)
-    results = _records(values, "generated_vs_reference", len(gen_feats), len(ref_feats), split, extractor, seed)
-    summary = _summary(values)
-    out = {"results": results, "summary": summary}
+    protocol = classifier_protocol(classifier, data, len(gen_feats), len(ref_feats), split, seed,
+                                   values["kid_subset_size"], kid_subsets, ref_fingerprint)
+    results = _records(values, "generated_vs_reference", protocol, extractor, seed)
+    out = {"results": results, "summary": _summary(values), "protocol": protocol}
     if baseline:
         order = np.random.default_rng([int(seed), seeds.BASELINE_SPLIT]).permutation(len(ref_feats))
         half = len(order) // 2
         a, b = order[:half], order[half:2 * half]
         base = compare_features(ref_feats[a], ref_probs[a], ref_feats[b], ref_probs[b], seed, kid_subsets)
-        base_split = f"{split}: two disjoint random halves (seed {seed})"
-        results += _records(base, "real_vs_real", half, half, base_split, extractor, seed)
+        base_protocol = classifier_protocol(classifier, data, half, half,
+                                            f"{split}: two disjoint random halves (seed {seed})", seed,
+                                            base["kid_subset_size"], kid_subsets, ref_fingerprint)
+        results += _records(base, "real_vs_real", base_protocol, extractor, seed)
         out["baseline"] = _summary(base)
     return out
 
@@ -248,16 +286,30 @@ def _summary(values):
 
 
 def classifier_input(images, classifier):
-    """Generated images checked and resized to the classifier's input."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 4:
-        raise UserError(f"expected images (N, C, H, W); got shape {images.shape}")
-    if images.shape[1] != 1:
-        raise UserError(f"the digit classifier reads grayscale images; these have {images.shape[1]} channels "
-                        f"(a preset for colour images cannot be scored with digit metrics)")
-    from ms_gan.eval.classifier import resize_images
+    """Generated images checked against the classifier's shape (N, C, S, S); no resizing.
 
-    return resize_images(images, classifier.size)
+    A classifier scores the shape it was trained on; a generator of another shape needs a
+    classifier of its own (:func:`check_classifier` refuses the pair before any work).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    want = (classifier.channels, classifier.size, classifier.size)
+    if images.ndim != 4 or tuple(images.shape[1:]) != want:
+        raise UserError(f"classifier {classifier.path} takes images (N, {want[0]}, {want[1]}, {want[2]}); "
+                        f"got shape {images.shape}")
+    return np.ascontiguousarray(images)
+
+
+def generator_preset(ckpt=None, mindir=None):
+    """The preset of a checkpoint or exported MindIR, from its metadata only (no network is built)."""
+    from ms_gan.generate import check_one_source, preset_from_meta, read_sidecar
+
+    check_one_source(ckpt, mindir)
+    if mindir is not None:
+        if not os.path.isfile(mindir):
+            raise UserError(f"MindIR file {mindir!r} does not exist")
+        return preset_from_meta(read_sidecar(mindir), mindir)
+    path = ckpt_io.resolve(ckpt)
+    return preset_from_meta(ckpt_io.read_meta(path), path)
 
 
 def load_source(ckpt=None, mindir=None, with_d=True, use_ema=True):
@@ -305,26 +357,25 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
     Args:
         ckpt: checkpoint file or run directory (exclusive with ``mindir``).
         mindir: exported generator (.mindir with its .json sidecar).
-        data: reference data: 'builtin' or an MNIST folder (or images of the classifier's size).
+        data: reference data: any source the presets take, read at the classifier's shape.
         n: number of generated images.
-        classifier: path of a classifier checkpoint (default: the shipped one).
+        classifier: path of a classifier checkpoint of the generator's shape (default: the
+            shipped one, for the built-in digits at 8x8 gray only).
         seed: seed of the noise, the KID subsets and the baseline halves.
     """
     from ms_gan.eval import classifier as clf_mod
 
     if int(n) < PR_K + 1:
         raise UserError(f"--n must be at least {PR_K + 1}")
-    check_classifier(data, classifier)
-    clf = clf_mod.load(classifier)
-    reference_features(clf, data)  # validates data vs classifier before generating anything
+    preset = generator_preset(ckpt, mindir)
+    meta, warnings = check_classifier(data, classifier, preset.image_size, preset.channels)
+    clf = clf_mod.load(meta["path"])
+    reference_features(clf, data)  # reads the data before generating anything
     G, preset, D, source = load_source(ckpt, mindir, use_ema=use_ema)
-    if preset.channels != 1:
-        raise UserError(f"preset {preset.name} makes {preset.channels}-channel images; the digit metrics need "
-                        f"a grayscale digits preset")
     images = generate_images(G, preset, int(n), seed)
     report = evaluate_images(images, clf, data, seed, kid_subsets)
     extractor = clf.provenance()
-    ref_n = len(reference_features(clf, data)[0])
+    ref_n = report["protocol"]["n_reference"]
     if D is not None:
         real, real_split = _d_heldout_real(data, preset)
         acc_real = _d_accuracy(D, preset, real, real=True)
@@ -339,41 +390,46 @@ def evaluate(ckpt=None, mindir=None, data="builtin", n=10000, classifier=None, s
         report["summary"]["d_accuracy_fake"] = acc_fake
     report.update({
         "format": RESULT_FORMAT, "generator": source, "n_generated": int(n), "seed": int(seed),
-        "reference": {"data": str(data), "split": report["results"][0]["reference_split"], "n": ref_n},
+        "reference": {"data": str(data), "split": report["protocol"]["reference_split"], "n": ref_n},
         "extractor": extractor,
     })
     warning = sample_size_warning(n)
-    if warning:
-        report["warnings"] = [warning]
+    warnings = warnings + ([warning] if warning else [])
+    if warnings:
+        report["warnings"] = warnings
     return report
 
 
-def quick_fcd_kid(G_callable, preset, data="builtin", n=2000, seed=0, classifier=None):
+def quick_fcd_kid(G_callable, preset, data="builtin", n=2000, seed=0, classifier=None, kid_subsets=50):
     """FCD and KID of a generator for in-training evaluation (``--eval-every``).
 
     Args:
         G_callable: takes a float32 Tensor (N, z_dim), returns images (or a tuple led by images).
             Put a Cell in eval mode first.
-        preset: the G's preset (noise distribution, z_dim).
-        data: reference data ('builtin' or an MNIST folder); reference features are cached.
+        preset: the G's preset (noise distribution, z_dim, image shape = the classifier's).
+        data: reference data, read at the classifier's shape; reference features are cached.
         n: generated images.
         seed: noise and KID subset seed (keep it fixed across a run so values compare).
         classifier: classifier path (default: the shipped built-in-digits one).
+        kid_subsets: KID subsets (50: half the full evaluation's, for speed).
 
     Returns:
-        dict ``{"fcd", "kid_mean", "kid_std", "n_generated", "n_reference", "extractor_sha256", "seed"}``.
+        dict ``{"fcd", "kid_mean", "kid_std", "n_generated", "n_reference", "extractor_sha256", "seed",
+        "protocol"}`` (the protocol as in :func:`classifier_protocol`).
     """
     from ms_gan.eval import classifier as clf_mod
 
     clf = _cached_classifier(classifier, clf_mod)
-    ref_feats, _, _ = reference_features(clf, data)
+    ref_feats, _, split, ref_fingerprint = reference_features(clf, data)
     images = classifier_input(generate_images(G_callable, preset, int(n), seed), clf)
     feats, _ = clf.predict(images)
     subset = min(KID_SUBSET, len(feats), len(ref_feats))
-    kid_mean, kid_std = metrics.kid(feats, ref_feats, num_subsets=50, subset_size=subset, seed=seed)
+    kid_mean, kid_std = metrics.kid(feats, ref_feats, num_subsets=kid_subsets, subset_size=subset, seed=seed)
+    protocol = classifier_protocol(clf, data, len(feats), len(ref_feats), split, seed, subset, kid_subsets,
+                                   ref_fingerprint)
     return {"fcd": metrics.frechet_feature_distance(feats, ref_feats), "kid_mean": kid_mean, "kid_std": kid_std,
             "n_generated": int(n), "n_reference": int(len(ref_feats)), "extractor_sha256": clf.sha256,
-            "seed": int(seed)}
+            "seed": int(seed), "protocol": protocol}
 
 
 _CLASSIFIERS = {}
@@ -477,7 +533,7 @@ def evaluate_inception(ckpt=None, mindir=None, data="builtin", n=10000, weights=
     extractor = net.provenance()
     # One batch shape for both sets: graph mode compiles the network once.
     batch_size = min(int(batch_size), max(int(n), len(real)))
-    gen_feats, gen_logits = net.features(inception.quantize_generated(generate(G, preset, int(n), seed)), batch_size)
+    gen_feats, gen_logits = net.features(inception.quantize_generated(generate_images(G, preset, int(n), seed)), batch_size)
     ref_feats, ref_logits = net.features(inception.quantize_reference(real), batch_size)
     values = inception_metrics(gen_feats, gen_logits, ref_feats, ref_logits, seed, kid_subsets)
     protocol = inception_protocol(extractor, preset, len(gen_feats), len(ref_feats), split, seed,

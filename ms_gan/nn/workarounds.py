@@ -17,12 +17,15 @@ replacement                   why (measurement; bench/NOTES.md has the runs)
 ============================  ============================================================
 
 :func:`conv2d_with` and :func:`conv_transpose_with` run a layer's oneDNN convolution with
-another weight (spectral norm uses them).
+another weight (spectral norm uses them); in training mode through :mod:`ms_gan.kernels` (blocked
+layouts) when those are on.
 """
 import os
 
 import numpy as np
 from mindspore import nn, ops
+
+from ms_gan import kernels
 
 # "auto": layers whose convolution is a plain matrix product (see Conv2d / Conv2dTranspose
 # below) run as MatMul; "onednn": every layer through MindSpore's oneDNN convolution
@@ -55,6 +58,10 @@ class Conv2d(nn.Conv2d):
     for the forward+backward of DCGAN-64's head at batch 64, MatMul ~2 ms (bench/NOTES.md).
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.custom_conv = kernels.for_layer(self)   # None: MindSpore's own Conv2D
+
     def construct(self, x):
         return self.conv_with(x, self.weight)
 
@@ -74,6 +81,10 @@ class Conv2dTranspose(nn.Conv2dTranspose):
     (DCGAN G's stem from the latent vector) as one MatMul: out[n, o, i, j] = sum_c z[n, c] w[c, o, i, j].
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.custom_conv = kernels.for_layer(self)   # None: MindSpore's own Conv2DBackpropInput
+
     def construct(self, x):
         return self.conv_with(x, self.weight)
 
@@ -91,7 +102,10 @@ class Conv2dTranspose(nn.Conv2dTranspose):
 
 def conv2d_with(layer, x, weight):
     """``nn.Conv2d.construct`` of ``layer`` (oneDNN) with ``weight`` in place of its own."""
-    y = layer.conv2d(x, weight)
+    if layer.training and getattr(layer, "custom_conv", None) is not None:   # ms_gan.kernels: blocked oneDNN
+        y = layer.custom_conv(x, weight)
+    else:
+        y = layer.conv2d(x, weight)
     if layer.has_bias:
         y = layer.bias_add(y, layer.bias)
     return y
@@ -114,7 +128,10 @@ def conv_transpose_with(layer, x, weight):
                            layer.padding_top + layer.padding_bottom)
     w_out = _deconv_length(layer.pad_mode, w, layer.kernel_size[1], layer.stride[1], layer.dilation[1],
                            layer.padding_left + layer.padding_right)
-    out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
+    if layer.training and getattr(layer, "custom_conv", None) is not None:   # ms_gan.kernels: blocked oneDNN
+        out = layer.custom_conv(x, weight)
+    else:
+        out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
     if layer.has_bias:
         out = layer.bias_add(out, layer.bias)
     pad = layer.output_padding

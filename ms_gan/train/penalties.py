@@ -20,6 +20,7 @@ does with that, measured against ``torch.autograd.grad(create_graph=True)``
 import mindspore as ms
 from mindspore import nn, ops
 
+from ms_gan import kernels
 from ms_gan.models import primary
 
 # Under the square root of the gradient norm: sqrt's derivative at an exactly zero input
@@ -48,13 +49,14 @@ class PlainAttentionCore(nn.Cell):
 
 
 def make_twice_differentiable(net):
-    """Give every self-attention block of ``net`` the plain formula (no parameters change); returns ``net``."""
+    """Give every self-attention block of ``net`` the plain formula and every convolution MindSpore's own op
+    (no parameters change); returns ``net``."""
     from ms_gan.nn.attention import AttentionCore
 
     blocks = [cell for _, cell in net.cells_and_names() if isinstance(getattr(cell, "core", None), AttentionCore)]
     for cell in blocks:
         cell.core = PlainAttentionCore()
-    return net
+    return kernels.use_native(net)   # the CPU kernels' custom ops cannot be differentiated twice either
 
 
 def input_gradient(D):

@@ -26,6 +26,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import ops
 
+from ms_gan import kernels
 from ms_gan.models import primary
 from ms_gan.train import augment, objective, penalties
 from ms_gan.train.losses import LossFamily, l2_half
@@ -47,7 +48,7 @@ class Steps:
 
 
 def _maybe_jit(fn, use_jit):
-    return ms.jit(fn) if use_jit else fn
+    return kernels.quiet_waiter(ms.jit(fn)) if use_jit else fn
 
 
 def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, grad_reducer_d=None, ema=None):

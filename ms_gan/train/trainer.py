@@ -82,7 +82,8 @@ class Trainer:
         rank, world: this process's rank and the number of data-parallel workers.
         grad_reducers: (G, D) gradient reducers (or factories taking the params) for data parallelism.
         evaluate: ``evaluate(G, epoch) -> dict`` with ``fcd``, ``kid_mean``, ``kid_std``, ``n_generated``,
-            ``extractor_sha256``, called (G in eval mode) every ``options.eval_every`` epochs on rank 0.
+            ``extractor_sha256`` (and ``protocol``, recorded as ``eval_protocol``), called (G in eval mode)
+            every ``options.eval_every`` epochs on rank 0.
         echo: callable for user-facing lines (None: print).
     """
 
@@ -376,6 +377,8 @@ class Trainer:
             self.G.set_train(True)
         record.update(fcd=result["fcd"], kid_mean=result["kid_mean"], kid_std=result["kid_std"],
                       eval_n=result["n_generated"], eval_extractor_sha256=result["extractor_sha256"])
+        if result.get("protocol") is not None:   # what the numbers depend on: extractor, shape, n, split, seed
+            record["eval_protocol"] = result["protocol"]
         earlier = [r["fcd"] for r in self.run.epoch_records() if r.get("fcd") is not None]
         self.run.log(f"epoch {epoch}: FCD {result['fcd']:.3f}, KID {result['kid_mean']:.4f} "
                      f"+- {result['kid_std']:.4f} ({result['n_generated']} samples)")

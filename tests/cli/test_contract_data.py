@@ -233,15 +233,16 @@ def test_eval_every_on_mnist_without_a_28x28_classifier_fails_before_training(tm
     run = tmp_path / "run"
     r = run_cli("train", "--preset", "dcgan_mnist28", "--data", folder, "--out", run, "--eval-every", "1",
                 "--epochs", "1", timeout=120)
-    assert_user_error(r, "the built-in digits classifier", "takes 8x8 images", f"--data {folder} holds 28x28",
-                      f"ms-gan train-classifier --data {folder} --out FILE", "--classifier FILE")
+    assert_user_error(r, "no classifier for", f"--data {folder} at 28x28", "the built-in digits classifier takes 8x8",
+                      f"ms-gan train-classifier --data {folder} --size 28 --channels 1 --out FILE", "--classifier FILE")
     assert not run.exists()
     # An explicit classifier of the wrong size is named with the data.
     from ms_gan.eval.classifier import DEFAULT_CLASSIFIER
 
     r = run_cli("train", "--preset", "dcgan_mnist28", "--data", "builtin", "--eval-data", folder, "--out", run,
                 "--eval-every", "1", "--classifier", DEFAULT_CLASSIFIER, timeout=120)
-    assert_user_error(r, f"classifier {DEFAULT_CLASSIFIER} takes 8x8", f"--eval-data {folder} holds 28x28")
+    assert_user_error(r, f"classifier {DEFAULT_CLASSIFIER} takes 8x8", "the generator makes 28x28",
+                      f"ms-gan train-classifier --data {folder} --size 28 --channels 1 --out FILE")
     assert not run.exists()
 
 
@@ -253,7 +254,8 @@ def test_classifier_flag_needs_eval_every_and_an_rgb_preset_is_refused(tmp_path)
     assert_user_error(r, "--classifier", "--eval-every")
     r = run_cli("train", "--preset", "dcgan128_rgb", "--eval-every", "1", "--eval-data", "builtin",
                 "--out", tmp_path / "r", timeout=120)
-    assert_user_error(r, "reads 1-channel images but the generator makes 3-channel")
+    assert_user_error(r, "no classifier for --eval-data builtin at 128x128 with 3 channel(s)",
+                      "ms-gan train-classifier --data builtin --size 128 --channels 3 --out FILE")
     assert not (tmp_path / "r").exists()
 
 
@@ -261,7 +263,8 @@ def test_eval_on_mnist_with_the_default_classifier_says_how_to_make_one(tmp_path
     folder = _mnist(tmp_path)
     r = run_cli("eval", "--ckpt", os.path.join(ROOT, "ckpt", "dcgan_digits8.ckpt"), "--data", folder, "--n", "50",
                 timeout=120)
-    assert_user_error(r, "takes 8x8 images", "holds 28x28", f"ms-gan train-classifier --data {folder} --out FILE")
+    assert_user_error(r, f"no classifier for --data {folder} at 8x8",
+                      f"ms-gan train-classifier --data {folder} --size 8 --channels 1 --out FILE")
 
 
 @pytest.mark.slow

@@ -141,7 +141,7 @@ def test_bad_inputs_give_one_line_errors_and_exit_2(files):
         (["eval", "--ckpt", str(folder / "missing.ckpt"), "--n", "50"], "does not exist"),
         (["eval", "--ckpt", files["ckpt"], "--classifier", str(folder / "none.ckpt")], "does not exist"),
         (["eval", "--ckpt", files["ckpt"], "--classifier", classifier28, "--n", "50"], "28x28"),
-        (["eval", "--ckpt", files["ckpt"], "--data", files["big"], "--n", "50"], "28x28"),
+        (["eval", "--ckpt", files["ckpt"], "--data", files["big"], "--n", "50"], "no classifier for --data"),
         (["eval", "--ckpt", files["wrong"], "--n", "50"], "another preset"),
         (["eval", "--ckpt", files["ckpt"], "--mindir", "x.mindir"], "exactly one"),
         (["eval", "--ckpt", files["ckpt"], "--out", "m.txt"], ".json"),
@@ -150,7 +150,7 @@ def test_bad_inputs_give_one_line_errors_and_exit_2(files):
         (["export", "--ckpt", files["ckpt"], "--format", "TFLITE"], "invalid choice"),
         (["sample", "--mindir", str(folder / "missing.mindir"), "--out", str(folder / "s.png")], "does not exist"),
         (["train-classifier", "--data", str(folder / "nowhere"), "--out", str(folder / "c.ckpt")], "does not exist"),
-        (["train-classifier", "--data", files["big"], "--out", str(folder / "c.ckpt")], "labelled digits"),
+        (["train-classifier", "--data", files["big"], "--out", str(folder / "c.ckpt")], "has no labels"),
     ]
     proc = _run([sys.executable, "-c", _BAD_RUNNER, json.dumps([c for c, _ in cases])])
     assert proc.returncode == 0, proc.stderr[-3000:]

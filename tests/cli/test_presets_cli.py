@@ -153,4 +153,4 @@ def test_eval_every_logs_fcd_kid_and_keeps_best_checkpoint(tmp_path):
     assert epoch["fcd"] > 0 and np.isfinite(epoch["kid_mean"]) and epoch["eval_n"] == 300
     assert os.path.isfile(os.path.join(out, "checkpoints", "best.ckpt"))
     assert_user_error(run_cli("train", "--preset", "dcgan64", "--data", str(tmp_path), "--eval-every", "1"),
-                      "--eval-data")
+                      f"no classifier for --data {tmp_path} at 64x64", "--classifier FILE")

@@ -1,4 +1,4 @@
-"""The digit classifiers: architecture, resizing, save/load with metadata, the shipped one."""
+"""The classifiers: architecture at every size, save/load with metadata, the shipped one."""
 import json
 import os
 
@@ -12,29 +12,28 @@ from ms_gan.errors import UserError
 from ms_gan.eval import classifier as C
 
 
-@pytest.mark.parametrize("size", [8, 28])
-def test_classifier_outputs_logits_and_features(size):
-    net = C.build(size, seed=0)
-    logits, feats = net(ms.Tensor(np.zeros((3, 1, size, size), np.float32)))
-    assert logits.shape == (3, C.NUM_CLASSES) and feats.shape == (3, C.FEATURES)
+@pytest.mark.parametrize("size,channels,classes", [(8, 1, 10), (28, 1, 10), (16, 3, 2), (48, 1, 4), (128, 3, 3)])
+def test_classifier_scales_from_8_to_128_gray_or_rgb(size, channels, classes):
+    net = C.build(size, seed=0, channels=channels, classes=classes)
+    logits, feats = net(ms.Tensor(np.zeros((3, channels, size, size), np.float32)))
+    assert logits.shape == (3, classes) and feats.shape == (3, C.FEATURES)
     assert all(p.name.startswith("classifier.") for p in net.get_parameters())
-    with pytest.raises(UserError, match="8x8 and 28x28"):
-        C.build(16)
+    # Halving stages above 16x16: 8, 28 none; 16 one; 48 two (-> 12); 128 four (-> 8).
+    assert len(net.down) == {8: 0, 28: 0, 16: 1, 48: 2, 128: 4}[size]
 
 
-def test_resize_images_keeps_range_and_averages_when_shrinking():
-    rng = np.random.default_rng(0)
-    big = np.where(rng.random((2, 1, 64, 64)) > 0.5, 1.0, -1.0).astype(np.float32)
-    small = C.resize_images(big, 8)
-    assert small.shape == (2, 1, 8, 8) and small.min() >= -1 and small.max() <= 1
-    # Area-like averaging of random +-1 pixels lands near 0, not on +-1 (no aliasing).
-    assert np.abs(small).mean() < 0.5
-    rgb = np.stack([np.full((4, 4), 1.0), np.full((4, 4), -1.0), np.full((4, 4), -1.0)])[None].astype(np.float32)
-    gray = C.resize_images(rgb, 4)
-    assert gray.shape == (1, 1, 4, 4)
-    assert np.allclose(gray, 0.299 - 0.587 - 0.114, atol=1e-6)  # luma of (1, -1, -1)
-    same = np.zeros((1, 1, 8, 8), np.float32)
-    assert C.resize_images(same, 8) is not None and C.resize_images(same, 8).shape == (1, 1, 8, 8)
+def test_classifier_refuses_shapes_it_cannot_take():
+    for size, channels in ((4, 1), (256, 1), (8, 2)):
+        with pytest.raises(UserError, match="classifiers take"):
+            C.build(size, channels=channels)
+
+
+def test_8x8_gray_keeps_the_shipped_architecture():
+    """The shipped file's parameters are exactly the 8x8 gray network's (names and shapes)."""
+    params = ms.load_checkpoint(C.DEFAULT_CLASSIFIER)
+    params.pop("ms_gan_classifier")
+    net = C.build(8)
+    assert {p.name: tuple(p.shape) for p in net.get_parameters()} == {k: tuple(v.shape) for k, v in params.items()}
 
 
 def test_save_load_roundtrip_keeps_predictions_metadata_and_hash(tmp_path):
@@ -65,7 +64,7 @@ def test_load_rejects_missing_and_foreign_files(tmp_path):
         C.load(str(junk))
     other = str(tmp_path / "plain.ckpt")
     ms.save_checkpoint(C.build(8), other)
-    with pytest.raises(UserError, match="not an ms_gan digit classifier"):
+    with pytest.raises(UserError, match="not an ms_gan classifier"):
         C.load(other)
 
 
@@ -74,9 +73,9 @@ def test_shipped_classifier_reaches_its_stated_heldout_accuracy():
     clf = C.load()
     assert clf.size == 8 and clf.meta["dataset"] == "builtin"
     assert clf.meta["heldout_accuracy"] >= 0.97
-    _, _, hold_x, hold_y, info = C.classifier_data("builtin")
-    assert len(hold_x) == clf.meta["n_heldout"]
-    measured = C.accuracy(clf.net, hold_x, hold_y)
+    images, labels, names, _, hold, split = C.labelled_images("builtin", 8, 1)
+    assert len(hold) == clf.meta["n_heldout"] == split["n_heldout"] and names == [str(d) for d in range(10)]
+    measured = C.accuracy(clf.net, images[hold], labels[hold])
     assert measured == pytest.approx(clf.meta["heldout_accuracy"], abs=1e-6)
 
 

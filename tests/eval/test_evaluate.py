@@ -54,6 +54,9 @@ def test_evaluate_images_records_carry_provenance_and_a_baseline(clf):
     for record in report["results"]:
         assert all(key in record for key in PROVENANCE), record
         assert record["extractor_sha256"] == clf.sha256 and record["seed"] == 4
+        protocol = record["protocol"]
+        assert protocol["weights_sha256"] == clf.sha256 and protocol["input_size"] == 8
+        assert protocol["n_generated"] == record["n_generated"] and protocol["reference_split"] == record["reference_split"]
     gen = {r["metric"]: r for r in report["results"] if r["comparison"] == "generated_vs_reference"}
     assert gen["fcd"]["n_generated"] == 300 and gen["fcd"]["n_reference"] == 1797
     assert "std" in gen["kid"] and gen["class_coverage"]["value"] == 10
@@ -69,15 +72,21 @@ def test_quick_fcd_kid_for_the_trainer():
     G.set_train(False)
     out = E.quick_fcd_kid(G, preset, "builtin", n=200, seed=0)
     assert set(out) >= {"fcd", "kid_mean", "kid_std", "n_generated", "n_reference", "extractor_sha256", "seed"}
+    protocol = out["protocol"]
+    assert protocol["weights_sha256"] == out["extractor_sha256"] and protocol["n_generated"] == 200
+    assert (protocol["input_size"], protocol["input_channels"], protocol["reference_split"]) == (8, 1, "all")
     assert out["fcd"] > 100.0 and np.isfinite(out["kid_mean"]) and out["n_generated"] == 200
 
 
 def test_bad_inputs_are_user_errors(clf, tmp_path):
-    with pytest.raises(UserError, match="grayscale"):
-        E.classifier_input(np.zeros((2, 3, 8, 8), np.float32)[:, :2], clf)
+    with pytest.raises(UserError, match=r"takes images \(N, 1, 8, 8\)"):
+        E.classifier_input(np.zeros((2, 3, 8, 8), np.float32), clf)
+    with pytest.raises(UserError, match="takes images"):
+        E.classifier_input(np.zeros((2, 1, 16, 16), np.float32), clf)
+    # Reference images go through the training pipeline at the classifier's shape.
     big = tmp_path / "big.npy"
-    np.save(big, np.zeros((20, 28, 28), np.uint8))
-    with pytest.raises(UserError, match="8x8 images but"):
-        E.reference_images(str(big), clf.size)
+    np.save(big, np.full((20, 28, 28), 255, np.uint8))
+    images, split, labels = E.reference_images(str(big), 8, 1)
+    assert images.shape == (20, 1, 8, 8) and split == "all" and labels is None and np.allclose(images, 1.0)
     with pytest.raises(UserError, match="exactly one"):
         E.load_source(None, None)

@@ -371,6 +371,6 @@ def test_convert_and_eval_cli_end_to_end_record_the_protocol(reference, tmp_path
     # The recorded IS is the formula applied to the features this network gives the generated images.
     net = inception.load(str(out))
     loaded_g, _, _, _ = E.load_source(gen, None, with_d=False)
-    _, logits = net.features(inception.quantize_generated(E.generate(loaded_g, preset, 5, 3)), batch_size=5)
+    _, logits = net.features(inception.quantize_generated(E.generate_images(loaded_g, preset, 5, 3)), batch_size=5)
     assert gen_records["inception_score"]["value"] == pytest.approx(metrics.inception_score(logits, 5)[0], rel=1e-5)
     assert gen_records["fid"]["value"] > report["baseline"]["fid"]  # an untrained G is further than real halves

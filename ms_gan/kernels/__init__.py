@@ -1,0 +1,184 @@
+"""CPU convolution kernels: oneDNN with blocked layouts, as MindSpore AOT custom operators.
+
+MindSpore 2.10's CPU convolutions give oneDNN plain NCHW memory, so oneDNN runs im2col + gemm at
+~80 GFLOP/s on 2 cores; letting it choose blocked layouts (``format_tag::any``) runs its direct kernels
+at PyTorch's ~190 GFLOP/s (bench/NOTES.md, attempts 20+). ``onednn_conv.cc`` is built at first use
+(:mod:`ms_gan.kernels.build`) and the ``ms_gan.nn.blocks`` convolution layers call it through
+:func:`for_layer` in training mode.
+
+``MS_GAN_KERNELS``: ``custom`` forces the kernels (an error if they cannot be built), ``native`` forces
+MindSpore's own ops; unset, the kernels serve CPU training when they build (see :data:`DEFAULT`).
+Eval mode (sampling, export) always uses MindSpore's ops, so exported graphs hold no custom op.
+"""
+import ctypes
+import functools
+import logging
+import os
+import threading
+
+from ms_gan.errors import UserError
+
+ENV = "MS_GAN_KERNELS"
+MODES = ("native", "custom")
+# Unset MS_GAN_KERNELS: custom where the library builds (CPU target); measured faster per layer and per
+# dcgan64 iteration (bench/NOTES.md attempts 20+).
+DEFAULT = "custom"
+
+log = logging.getLogger("ms_gan.kernels")
+_lock = threading.Lock()
+_state = {"library": None, "handle": None, "reason": None, "said": False, "threads": None}
+
+
+def requested_mode():
+    """``MS_GAN_KERNELS`` (``native`` / ``custom``) or :data:`DEFAULT`; UserError for other values."""
+    value = os.environ.get(ENV, "").strip().lower() or DEFAULT
+    if value not in MODES:
+        raise UserError(f"{ENV}={os.environ[ENV]!r} is not valid: use 'native' or 'custom'")
+    return value
+
+
+def _target():
+    from ms_gan import device
+
+    target = device.current()["target"]
+    if target is None:
+        import mindspore as ms
+
+        target = ms.get_context("device_target")
+    return target
+
+
+def _load():
+    """The library's path, building and loading it once; None (with the reason kept) if unavailable."""
+    with _lock:
+        if _state["library"] is not None or _state["reason"] is not None:
+            return _state["library"]
+        from ms_gan.kernels import build
+
+        try:
+            library = build.library_path()
+            handle = ctypes.CDLL(str(library))   # the same image MindSpore's dlopen will share
+        except (build.BuildUnavailable, OSError) as exc:
+            _state["reason"] = str(exc)
+            return None
+        _state.update(library=str(library), handle=handle)
+    set_threads(_state["threads"])
+    return _state["library"]
+
+
+def library():
+    """Path of the kernels' library when the layers should use it, else None (the reason is logged once).
+
+    Raises UserError when ``MS_GAN_KERNELS=custom`` and the kernels are unavailable.
+    """
+    mode = requested_mode()
+    if mode == "native":
+        return None
+    target = _target()
+    if target != "CPU":
+        reason = f"the kernels are CPU-only (target {target})"
+        path = None
+    else:
+        path = _load()
+        reason = _state["reason"]
+    if path is None:
+        if mode == "custom" and os.environ.get(ENV):
+            raise UserError(f"{ENV}=custom but the CPU kernels are unavailable: {reason.splitlines()[0]}")
+        if not _state["said"]:
+            _state["said"] = True
+            (log.warning if target == "CPU" else log.info)(
+                "ms_gan: convolutions use MindSpore's own ops: %s", reason)
+    return path
+
+
+def set_threads(threads=None):
+    """Threads of the kernels' OpenMP team: ``threads``, else the process's CPU threads (``--threads``)."""
+    if threads is None:
+        from ms_gan import device
+
+        threads = device.current()["threads"] or device.default_cpu_threads()
+    _state["threads"] = int(threads)
+    if _state["handle"] is not None:
+        _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
+
+
+def use_native(net):
+    """Every layer of ``net`` back on MindSpore's own convolutions; returns ``net``. For graphs that
+    differentiate a gradient (WGAN-GP, R1): the kernels' ops have first derivatives only."""
+    for _, cell in net.cells_and_names():
+        if getattr(cell, "custom_conv", None) is not None:
+            cell.custom_conv = None
+    return net
+
+
+def configure(threads=None):
+    """Called by :func:`ms_gan.device.setup`: hand the kernels the process's CPU threads, check
+    ``MS_GAN_KERNELS`` and build the library now (a forced but unavailable ``custom`` fails here, before
+    a command writes anything)."""
+    set_threads(threads)
+    library()
+
+
+def for_layer(layer):
+    """A :class:`~ms_gan.kernels.ops.ConvKernel` for a blocks Conv2d / Conv2dTranspose, or None when the
+    layer keeps MindSpore's ops (kernels off or unavailable, groups, dilation, or a padding they lack)."""
+    from ms_gan.kernels import ops
+
+    if not ops.supported(layer):
+        return None
+    path = library()
+    return None if path is None else ops.ConvKernel(path, layer)
+
+
+# quiet_waiter's switch (bench/kernel_iteration.py's "on-busy" variant turns it off for A/B timing).
+QUIET_WAIT = {"on": True}
+
+
+def _can_restore_scheduling():
+    """True where this thread may go back from SCHED_IDLE to SCHED_OTHER (root, or RLIMIT_NICE >= 20)."""
+    if not hasattr(os, "SCHED_IDLE") or not hasattr(os, "sched_setscheduler"):
+        return False
+    if os.geteuid() == 0:
+        return True
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
+    return soft == resource.RLIM_INFINITY or soft >= 20
+
+
+def quiet_waiter(compiled):
+    """``compiled`` (a ``mindspore.jit`` function) called with the calling thread under SCHED_IDLE.
+
+    While a compiled gradient step runs, MindSpore 2.10's Python thread waits in a busy loop; on 2 cores it
+    took 200-300 ms of CPU per ~2.2 s dcgan64 step from the kernel threads. Waiting idle-class gives that
+    CPU to the kernels: 4200 -> 3567 ms per iteration, main thread 203 -> 46 ms CPU (interleaved A/B under
+    load, dcgan_mnist28 603 -> 474 ms; bench/NOTES.md attempt 23). CPU target, Linux, and only where the
+    thread can return to normal scheduling afterwards (root, or RLIMIT_NICE >= 20); else ``compiled`` as is.
+    """
+    if not _can_restore_scheduling() or _target() != "CPU":   # measured on CPU only
+        return compiled
+    import mindspore as ms
+
+    calls = [0]
+
+    @functools.wraps(compiled)
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] <= 2 or not QUIET_WAIT["on"]:
+            # The first calls compile and start MindSpore's and the kernels' threads, which would inherit
+            # the idle class from this thread and then run every kernel at the lowest priority.
+            return compiled(*args, **kwargs)
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            return compiled(*args, **kwargs)
+        try:
+            out = compiled(*args, **kwargs)
+            # The call only queues the graph; the wait (the busy loop) is where its result is first read.
+            # Waiting here, still idle-class, leaves nothing for the caller's .asnumpy() to wait for.
+            ms.runtime.synchronize()
+            return out
+        finally:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+    return call
