@@ -59,7 +59,8 @@ def plot_curves(records, path, keys, title, ylabel):
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:   # no epoch finished yet (Ctrl-C in epoch 1): no legend, no warning
+        ax.legend()
     ax.grid(alpha=0.3)
     return _save_figure(fig, path)
 
