@@ -2,7 +2,8 @@
 
 Images come in as float arrays (N, C, H, W) in [-1, 1] (the generators' tanh range).
 Grids are assembled with NumPy and written with Pillow; plots use Matplotlib's Agg
-backend (no display needed).
+canvas directly (no display needed, and no pyplot global state, so the trainer's
+output worker thread can draw while the main thread trains).
 """
 import numpy as np
 
@@ -47,13 +48,9 @@ def save_grid(images, path, rows, cols, gap=2):
 
 def plot_curves(records, path, keys, title, ylabel):
     """Line plot of per-epoch ``keys`` from stats records."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [r["epoch"] for r in records]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = _figure((6, 4))
+    ax = fig.subplots()
     for key in keys:
         values = [r.get(key) for r in records]
         if any(v is not None for v in values):
@@ -62,21 +59,27 @@ def plot_curves(records, path, keys, title, ylabel):
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:   # no epoch finished yet (Ctrl-C in epoch 1): no legend, no warning
+        ax.legend()
     ax.grid(alpha=0.3)
     return _save_figure(fig, path)
 
 
-def _save_figure(fig, path):
-    """Write a Matplotlib figure atomically and free it."""
-    import matplotlib.pyplot as plt
+def _figure(size):
+    """A Matplotlib Figure on an Agg canvas, outside pyplot (pyplot's figure list is not thread-safe)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=size, dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path):
+    """Write a Matplotlib figure atomically (pyplot never saw it, so nothing to close)."""
     fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -90,15 +93,11 @@ def attention_figure(images, attention_map, query, map_size, path, n=4):
         query: (row, col) of the query pixel in the map_size x map_size grid.
         map_size: side of the feature map the attention works on.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = min(n, len(images))
     pics = to_uint8(images[:n])
     q = query[0] * map_size + query[1]
-    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), dpi=100, squeeze=False)
+    fig = _figure((2.2 * n, 4.6))
+    axes = fig.subplots(2, n, squeeze=False)
     for i in range(n):
         ax = axes[0][i]
         ax.imshow(pics[i][..., 0] if pics.shape[-1] == 1 else pics[i], cmap="gray")

@@ -46,6 +46,12 @@ def register(sub):
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out and continue it")
     p.add_argument("--ckpt-every", type=common.non_negative_int, default=0,
                    help="also checkpoint every N iterations (default: at epoch ends)")
+    p.add_argument("--sample-every", type=_cadence, default="1", metavar="N|Ns",
+                   help="write the sample grids every N epochs, or at the first epoch end N seconds after the last "
+                        "(e.g. 30s); 0: only at the end. Always at the end of the run and on Ctrl-C (default: 1)")
+    p.add_argument("--plot-every", type=_cadence, default="60s", metavar="N|Ns",
+                   help="redraw plots/losses.png and accuracy.png every N epochs or N seconds, as --sample-every "
+                        "(default: 60s)")
     p.add_argument("--log-every", type=common.non_negative_int, default=50,
                    help="write a per-step record to stats.jsonl every N iterations (0: off)")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep every epoch's checkpoint")
@@ -64,6 +70,19 @@ def register(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_device_flags(p)
     p.set_defaults(func=run)
+
+
+def _cadence(text):
+    """An argparse type for --sample-every/--plot-every: ``N`` epochs or ``Ns`` seconds, kept as text."""
+    import argparse
+
+    from ms_gan.train.rundir import Cadence
+
+    try:
+        cadence = Cadence(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"{cadence.count}{'s' if cadence.seconds else ''}"
 
 
 def _periodic_evaluation(preset, eval_data, eval_n, seed, classifier):
@@ -132,7 +151,8 @@ def run(args):
     options = RunOptions(
         preset=preset.name, out=out, data=common.abspath_or_builtin(data), data_description=description,
         overrides=overrides, seed=args.seed, device=args.device, mode=args.mode, threads=resolved.get("threads"),
-        workers=world, max_steps=args.max_steps, ckpt_every=args.ckpt_every, log_every=args.log_every,
+        workers=world, max_steps=args.max_steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+        plot_every=args.plot_every, log_every=args.log_every,
         keep_checkpoints=args.keep_checkpoints, ema=args.ema, eval_every=args.eval_every,
         progress=False if args.no_progress else None)
     evaluate = _periodic_evaluation(preset, eval_data, args.eval_n, args.seed, args.classifier) if args.eval_every else None

@@ -7,14 +7,17 @@ A run directory holds::
     stats.jsonl             per-epoch records (and per-step records every --log-every steps)
     metrics.csv             per-epoch table
     fixed_noise.npy         the latent vectors of the sample grids, drawn once
-    samples/grid_epoch_NNNN.png, samples/grid_latest.png
-    plots/losses.png, plots/accuracy.png
-    attention/epoch_NNNN.png   (networks with self-attention)
+    samples/grid_epoch_NNNN.png, samples/grid_latest.png   (every --sample-every, and at the end)
+    plots/losses.png, plots/accuracy.png                   (every --plot-every, and at the end)
+    attention/epoch_NNNN.png   (networks with self-attention, with the samples)
     checkpoints/latest.ckpt    (+ epoch_NNNN.ckpt with --keep-checkpoints, best.ckpt with --eval-every)
     .lock                   held while a run uses the directory
 
 :class:`RunDir` writes all of it (rank 0 only; other ranks get a RunDir that writes
 nothing) through :mod:`ms_gan.checkpoint`'s atomic writes. The training loop calls it.
+Pictures (sample grids, attention figures, plots) are encoded and drawn by an
+:class:`OutputWorker` thread so training does not wait for them; :meth:`RunDir.finish`
+waits for it, so the directory is complete when the command exits.
 """
 import csv
 import dataclasses
@@ -22,17 +25,20 @@ import io
 import json
 import math
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ms_gan import checkpoint as ckpt_io
+from ms_gan import interrupt
 from ms_gan.errors import UserError
 
 EPOCH_FIELDS = ("epoch", "step", "d_loss", "g_loss", "d_loss_real", "d_loss_fake", "d_acc_real", "d_acc_fake",
                 "g_acc", "images_per_sec", "epoch_seconds", "wall_time")
 # Options that change the math of a run: a resume with other values is refused. Every
-# other option (epochs, max_steps, ckpt/eval/log intervals, threads, progress, ...) only
+# other option (epochs, max_steps, ckpt/sample/plot/eval/log intervals, threads, progress, ...) only
 # lengthens, checkpoints or logs the run and may change on resume.
 MATH_OPTIONS = ("preset", "overrides", "data", "seed")
 LENGTH_OVERRIDES = ("epochs",)   # overrides that only lengthen a run
@@ -54,6 +60,8 @@ class RunOptions:
     workers: int = 1
     max_steps: Optional[int] = None
     ckpt_every: int = 0
+    sample_every: str = "1"           # a cadence (see Cadence): every N epochs, or "Ns" seconds
+    plot_every: str = "60s"
     log_every: int = 50
     keep_checkpoints: bool = False
     ema: Optional[float] = None
@@ -62,6 +70,113 @@ class RunOptions:
 
     def to_json(self):
         return dataclasses.asdict(self)
+
+
+class Cadence:
+    """When a periodic output is due at an epoch end: ``"N"`` every N epochs, ``"Ns"`` at the first
+    epoch end at least N seconds after the last write, ``"0"`` only at the end of the run (and on
+    Ctrl-C). The end of a run always writes, whatever the cadence."""
+
+    PATTERN = re.compile(r"^\s*(\d+)\s*(s?)\s*$")
+
+    def __init__(self, text):
+        match = self.PATTERN.match(str(text))
+        if not match:
+            raise ValueError(f"expected a number of epochs (e.g. 5) or of seconds (e.g. 30s), got {text!r}")
+        self.count = int(match.group(1))
+        self.seconds = bool(match.group(2))
+        self.last = time.monotonic()
+
+    def due(self, epoch):
+        if self.count == 0:
+            return False
+        if self.seconds:
+            return time.monotonic() - self.last >= self.count
+        return epoch % self.count == 0
+
+    def mark(self):
+        self.last = time.monotonic()
+
+
+class OutputWorker:
+    """One background thread that writes pictures, in order, while training goes on.
+
+    Jobs have a key; a job replaces a queued one with the same key (the plots of epoch 7 are
+    stale once epoch 8's are queued), so a slow disk or a short ``--plot-every`` never piles up
+    work. The first error a job raises is re-raised by :meth:`join` in the training thread. The
+    thread leaves the one core a 1-thread preset pins the process to (``device._pin_to_one_core``):
+    with a thread plotting nonstop on that same core a dcgan_digits8 step took 590-620 ms instead
+    of 7-11 ms; on the other core 41-54 ms, the GIL that Matplotlib holds (bench/NOTES.md attempt
+    41). So plots default to once a minute (~0.35 s of drawing: < 1% of training).
+    """
+
+    def __init__(self):
+        self._jobs = {}          # key -> (fn, args); dicts keep insertion order
+        self._cond = threading.Condition()
+        self._busy = False
+        self._error = None
+        self._interrupted = {}   # jobs whose file move a Ctrl-C stopped (atomic_output): redone by join()
+        self._thread = None
+
+    def submit(self, key, fn, *args):
+        with self._cond:
+            self._jobs.pop(key, None)
+            self._jobs[key] = (fn, args)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="ms_gan-outputs", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _loop(self):
+        _use_all_cores()
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                key = next(iter(self._jobs))
+                fn, args = self._jobs.pop(key)
+                self._busy = True
+            try:
+                fn(*args)
+            except interrupt.Interrupted:
+                with self._cond:
+                    self._interrupted[key] = (fn, args)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the training thread by join()
+                with self._cond:
+                    self._error = self._error or exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def join(self, quiet=False):
+        """Wait until every queued job is written; re-raise the first error of a job (``quiet``:
+        drop it, when another error is already on its way). Jobs a Ctrl-C stopped are redone
+        once the signal has been handled (the trainer clears it before its final outputs)."""
+        while True:
+            with self._cond:
+                while self._jobs or self._busy:
+                    self._cond.wait()
+                redo = self._interrupted if not interrupt.pending() else {}
+                self._interrupted = {} if redo else self._interrupted
+            if not redo:
+                break
+            for key, (fn, args) in redo.items():
+                if key not in self._jobs:
+                    self.submit(key, fn, *args)
+        with self._cond:
+            error, self._error = self._error, None
+        if error is not None and not quiet:
+            raise error
+
+
+def _use_all_cores():
+    """Let the calling thread run on every core of the machine (Linux; the affinity is per thread)."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:
+            pass
 
 
 def math_differences(saved, wanted):
@@ -138,6 +253,7 @@ class RunDir:
         self.echo = echo or print
         self.ckpt_path = self.path("checkpoints", "latest.ckpt")
         self._lock_fd = None
+        self.worker = OutputWorker()
 
     def path(self, *parts):
         return os.path.join(self.out, *parts)
@@ -266,33 +382,40 @@ class RunDir:
             ckpt_io.write_npy(self.path("fixed_noise.npy"), fixed_noise)
 
     def write_samples(self, preset, epoch, out):
-        """Sample grids (and attention figures) of G's output ``out`` on the fixed noise."""
+        """Sample grids (and attention figures) of G's output ``out`` on the fixed noise, written
+        by the worker thread (the arrays are copied to the host here, in the training thread)."""
         if not self.writer:
             return
-        from ms_gan import viz
         from ms_gan.models import primary
 
-        p = preset
         images = primary(out).asnumpy()
+        attn = out[1].asnumpy() if isinstance(out, tuple) and len(out) > 1 else None
+        self.worker.submit(("samples", epoch), self._write_sample_files, preset, epoch, images, attn)
+
+    def _write_sample_files(self, preset, epoch, images, attn):
+        from ms_gan import viz
+
+        p = preset
         for name in (f"grid_epoch_{epoch:04d}.png", "grid_latest.png"):
             viz.save_grid(images, self.path("samples", name), p.grid_rows, p.grid_cols, p.grid_gap)
         if p.sample_images and epoch % p.sample_images_every == 0:
             for i in range(min(p.sample_images, len(images))):
                 viz.save_image(viz.to_uint8(images[i: i + 1])[0],
                                self.path("samples", f"epoch_{epoch:04d}_{i + 1}.png"))
-        if isinstance(out, tuple) and len(out) > 1 and epoch % max(p.attention_every, 1) == 0:
-            attn = out[1].asnumpy()
+        if attn is not None and epoch % max(p.attention_every, 1) == 0:
             side = int(round(math.sqrt(attn.shape[-1])))
             viz.attention_figure(images, attn, (side // 2 - 1, side // 2 - 1), side,
                                  self.path("attention", f"epoch_{epoch:04d}.png"))
 
     def write_plots(self, preset):
-        if not self.writer:
-            return
+        """The loss and accuracy curves of the epoch records so far, drawn by the worker thread."""
+        if self.writer:
+            self.worker.submit(("plots",), self._draw_plots, preset, self.epoch_records())
+
+    def _draw_plots(self, preset, records):
         from ms_gan import viz
 
         p = preset
-        records = self.epoch_records()
         if p.d_updates and "d_fake" in p.steps and "d_real" in p.steps:
             loss_keys = ("d_loss_fake", "d_loss_real", "g_loss")
         else:
@@ -300,3 +423,7 @@ class RunDir:
         viz.plot_curves(records, self.path("plots", "losses.png"), loss_keys, f"{p.name}: losses per epoch", "loss")
         viz.plot_curves(records, self.path("plots", "accuracy.png"), ("d_acc_fake", "d_acc_real"),
                         f"{p.name}: D accuracy per epoch", "accuracy")
+
+    def finish(self, quiet=False):
+        """Wait for the worker: every queued picture is on disk when this returns."""
+        self.worker.join(quiet)
