@@ -152,6 +152,13 @@ def _can_restore_scheduling():
     return soft == resource.RLIM_INFINITY or soft >= 20
 
 
+def _first_tensor(out):
+    """The first Tensor of a (nested) tuple of step outputs."""
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
 def quiet_waiter(compiled):
     """``compiled`` (a ``mindspore.jit`` function) called with the calling thread under SCHED_IDLE.
 
@@ -163,8 +170,6 @@ def quiet_waiter(compiled):
     """
     if not _can_restore_scheduling() or _target() != "CPU":   # measured on CPU only
         return compiled
-    import mindspore as ms
-
     calls = [0]
 
     @functools.wraps(compiled)
@@ -181,8 +186,12 @@ def quiet_waiter(compiled):
         try:
             out = compiled(*args, **kwargs)
             # The call only queues the graph; the wait (the busy loop) is where its result is first read.
-            # Waiting here, still idle-class, leaves nothing for the caller's .asnumpy() to wait for.
-            ms.runtime.synchronize()
+            # Reading one output here, still idle-class, leaves nothing for the caller's .asnumpy() to
+            # wait for. (ms.runtime.synchronize() is not it: on CPU it only logs "[ERROR] ... CPU device
+            # is not supported" to stderr and returns.)
+            first = _first_tensor(out)
+            if hasattr(first, "asnumpy"):
+                first.asnumpy()
             return out
         finally:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
