@@ -15,10 +15,12 @@ safe (between training steps, between generator batches) and
 place, so an interrupted command leaves no new or half-written file. A second signal
 raises at once, for a user who does not want to wait for the safe point.
 """
+import contextlib
 import os
 import signal
 
 _pending = []
+_deferred = [0]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -63,7 +65,19 @@ def clear():
     del _pending[:]
 
 
+@contextlib.contextmanager
+def deferred():
+    """A stretch that finishes what it started (an epoch's checkpoint, stats and table rows): a signal
+    is noted but :func:`check` does not raise inside it, so the caller's next safe point stops with
+    every file of that stretch written. A second signal still raises at once (:func:`_note`)."""
+    _deferred[0] += 1
+    try:
+        yield
+    finally:
+        _deferred[0] -= 1
+
+
 def check(where=""):
-    """Raise :class:`Interrupted` if a signal arrived since :func:`install`."""
-    if _pending:
+    """Raise :class:`Interrupted` if a signal arrived since :func:`install` (not inside :func:`deferred`)."""
+    if _pending and not _deferred[0]:
         raise Interrupted(where)

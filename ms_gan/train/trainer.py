@@ -335,7 +335,8 @@ class Trainer:
                 self.progress.update(epoch + 1, p.epochs, i, n_batches,
                                      f"d={current['d_loss']:.4f} g={current['g_loss']:.4f} {rate:.0f} img/s")
                 if self.options.ckpt_every and step % self.options.ckpt_every == 0:
-                    self.save_checkpoint(epoch, i, step)
+                    with interrupt.deferred():
+                        self.save_checkpoint(epoch, i, step)
                 if max_steps is not None and step >= max_steps:
                     stopped = "max_steps"
                     break
@@ -343,15 +344,19 @@ class Trainer:
                 self._stop_interrupted(epoch, i, step)
             self.progress.close()
             seconds = time.time() - t_epoch
-            if stopped != "max_steps" or i >= n_batches:
-                epoch += 1
-                skip = 0
-                self._end_epoch(epoch, step, sums, seconds, last=epoch >= p.epochs or stopped == "max_steps")
-            else:
-                self.save_checkpoint(epoch, i, step)
-                record = dict(self._epoch_record(sums, epoch + 1, step, seconds), partial=True)
-                run.append_stats(record)
-                self.write_pictures(epoch + 1, samples=True, plots=True)  # an early stop still shows images
+            # A Ctrl-C during the epoch's bookkeeping stops at the next step boundary, after it is all
+            # written (else a signal inside the checkpoint's save would skip the final pictures and the
+            # epoch's records: tests/cli/test_output_cadence.py caught it with one-second epochs).
+            with interrupt.deferred():
+                if stopped != "max_steps" or i >= n_batches:
+                    epoch += 1
+                    skip = 0
+                    self._end_epoch(epoch, step, sums, seconds, last=epoch >= p.epochs or stopped == "max_steps")
+                else:
+                    self.save_checkpoint(epoch, i, step)
+                    record = dict(self._epoch_record(sums, epoch + 1, step, seconds), partial=True)
+                    run.append_stats(record)
+                    self.write_pictures(epoch + 1, samples=True, plots=True)  # an early stop still shows images
             if stopped == "max_steps":
                 run.log(f"stopped at step {step} (--max-steps); rerun with a larger --max-steps or without it "
                         f"to continue")
