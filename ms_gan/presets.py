@@ -72,6 +72,7 @@ class Preset:
     # each a cross-core hand-off with two threads; bench/NOTES.md); the conv presets need both,
     # and so does PyNative (its queue threads work beside the Python thread).
     cpu_threads: int = 0
+    ema: float = 0.0                 # default EMA decay of G's weights (train --ema overrides; 0: no EMA)
     notes: tuple = field(default_factory=tuple)
     # training objective beyond the article (ms_gan.train.objective); the defaults are the article's
     gp: float = 0.0                  # WGAN-GP weight lambda
