@@ -75,19 +75,19 @@ def mean_std(values, fmt):
 
 def table(rows):
     """rows: (label, [result dicts with seconds, fcd, precision, recall])."""
-    out = ["| recipe | seeds | train s | FCD | precision | recall |", "|---|---|---|---|---|---|"]
+    out = ["| recipe | seeds | train s | FCD | precision | recall | FCD per seed |", "|---|---|---|---|---|---|---|"]
     for label, rs in rows:
         out.append(f"| {label} | {len(rs)} | {mean_std([r['seconds'] for r in rs], '%.0f')} | "
                    f"{mean_std([r['fcd'] for r in rs], '%.1f')} | {mean_std([r['precision'] for r in rs], '%.3f')} | "
-                   f"{mean_std([r['recall'] for r in rs], '%.3f')} |")
+                   f"{mean_std([r['recall'] for r in rs], '%.3f')} | {', '.join('%.1f' % r['fcd'] for r in rs)} |")
     return "\n".join(out)
 
 
 def result(run, epoch, weights):
     records = epoch_records(run)
     kept = os.path.join(run, "checkpoints", f"epoch_{epoch:04d}.ckpt")
-    summary, baseline = score(kept if os.path.isfile(kept) else run, weights)
     assert os.path.isfile(kept) or records[-1]["epoch"] == epoch, f"{run} has no checkpoint of epoch {epoch}"
+    summary, baseline = score(kept if os.path.isfile(kept) else run, weights)
     seconds = sum(r["epoch_seconds"] for r in records if r["epoch"] <= epoch)
     return dict(summary, seconds=seconds, baseline=baseline)
 
@@ -132,7 +132,7 @@ def main(argv=None):
     print(f"seeds {args.seeds}; load average (1 min) now {os.getloadavg()[0]:.1f}")
     print(table(rows))
     print(f"| real vs real (two halves of the digits) | | | {base['fcd']:.1f} | {base['precision']:.3f} | "
-          f"{base['recall']:.3f} |")
+          f"{base['recall']:.3f} | |")
 
 
 if __name__ == "__main__":
