@@ -2,6 +2,8 @@
 import dataclasses
 import os
 
+import pytest
+
 from ms_gan import checkpoint as ckpt_io
 from ms_gan import presets
 from tests.helpers import read_jsonl, run_cli
@@ -25,6 +27,7 @@ def test_plus_is_dcgan_digits8_with_a_validated_override_and_an_ema():
     assert rebuilt == plus
 
 
+@pytest.mark.slow
 def test_plus_is_listed_and_trains_two_steps_with_its_ema(tmp_path):
     listed = run_cli("presets")
     assert listed.returncode == 0 and "dcgan_digits8_plus" in listed.stdout

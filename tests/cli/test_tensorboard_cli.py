@@ -44,6 +44,7 @@ def test_scalars_of_a_record_skip_bookkeeping_and_keep_nested_numbers():
     assert scalars(record) == {"epoch/d_loss": 0.5, "epoch/fcd": 3.0, "epoch/diagnostics/G.gamma": 0.25}
 
 
+@pytest.mark.slow
 def test_tensorboard_event_scalars_match_stats_jsonl_and_resume_appends(tmp_path):
     pytest.importorskip("tensorboardX", reason="tensorboardX not installed (pip install -e '.[tensorboard]')")
     out = str(tmp_path / "run")
