@@ -66,6 +66,9 @@ def register(sub):
                    help="classifier for --eval-every of the preset's size and channels (default: the shipped one, "
                         "for the built-in digits at 8x8 gray; else 'ms-gan train-classifier --data D --preset P "
                         "--out FILE')")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files (scalars, sample grids) to OUT/tensorboard "
+                        "(needs pip install -e '.[tensorboard]'); may change on resume")
     p.add_argument("--distributed", action="store_true", help="data-parallel worker started by msrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_device_flags(p)
@@ -111,6 +114,10 @@ def run(args):
     from ms_gan import presets
     from ms_gan.data import ImageSpec, describe_source
 
+    if args.tensorboard:   # the missing extra is reported before any work
+        from ms_gan.train.tensorboard import check_available
+
+        check_available()
     preset = presets.get(args.preset)
     overrides = {dest: getattr(args, dest) for _, dest, _, _ in OVERRIDE_FLAGS if getattr(args, dest) is not None}
     preset = presets.override(preset, **overrides)
@@ -126,6 +133,7 @@ def run(args):
     common.check_output_dir(out)
     if args.ema is not None and not args.ema < 1.0:
         raise UserError(f"--ema must be a decay in (0, 1), e.g. 0.999; got {args.ema}")
+    ema = args.ema if args.ema is not None else (preset.ema or None)   # a preset may keep an EMA by default
     eval_data = args.eval_data or data
     if args.eval_every:
         from ms_gan.eval.evaluate import check_classifier
@@ -153,10 +161,16 @@ def run(args):
         overrides=overrides, seed=args.seed, device=args.device, mode=args.mode, threads=resolved.get("threads"),
         workers=world, max_steps=args.max_steps, ckpt_every=args.ckpt_every, sample_every=args.sample_every,
         plot_every=args.plot_every, log_every=args.log_every,
-        keep_checkpoints=args.keep_checkpoints, ema=args.ema, eval_every=args.eval_every,
-        progress=False if args.no_progress else None)
+        keep_checkpoints=args.keep_checkpoints, ema=ema, eval_every=args.eval_every,
+        progress=False if args.no_progress else None, tensorboard=args.tensorboard)
     evaluate = _periodic_evaluation(preset, eval_data, args.eval_n, args.seed, args.classifier) if args.eval_every else None
-    result = Trainer(preset, options, rank=rank, world=world, grad_reducers=reducers, evaluate=evaluate).fit()
+    sink = None
+    if args.tensorboard and rank == 0:
+        from ms_gan.train.tensorboard import TensorBoardSink
+
+        sink = TensorBoardSink(out)
+    result = Trainer(preset, options, rank=rank, world=world, grad_reducers=reducers, evaluate=evaluate,
+                     sink=sink).fit()
     if rank == 0 and result["stopped"] in ("complete", "max_steps"):
         print(f"run directory: {out}  (samples: {os.path.join(out, 'samples', 'grid_latest.png')}, "
               f"checkpoint: {os.path.join(out, 'checkpoints', 'latest.ckpt')})")

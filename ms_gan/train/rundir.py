@@ -67,6 +67,7 @@ class RunOptions:
     ema: Optional[float] = None
     eval_every: int = 0
     progress: Optional[bool] = None   # None: when stderr is a terminal
+    tensorboard: bool = False         # also write RUN/tensorboard event files (train --tensorboard)
 
     def to_json(self):
         return dataclasses.asdict(self)

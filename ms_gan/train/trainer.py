@@ -105,9 +105,13 @@ class Trainer:
             ``extractor_sha256`` (and ``protocol``, recorded as ``eval_protocol``), called (G in eval mode)
             every ``options.eval_every`` epochs on rank 0.
         echo: callable for user-facing lines (None: print).
+        sink: an extra writer of the run's records and sample grids (rank 0), e.g.
+            :class:`ms_gan.train.tensorboard.TensorBoardSink`: ``start(step)``, ``write_record(record)``,
+            ``write_grid(images, rows, cols, gap, step)``, ``close()``.
     """
 
-    def __init__(self, preset, options, rank=0, world=1, grad_reducers=(None, None), evaluate=None, echo=None):
+    def __init__(self, preset, options, rank=0, world=1, grad_reducers=(None, None), evaluate=None, echo=None,
+                 sink=None):
         self.preset = preset
         self.options = options
         self.seed = int(options.seed)
@@ -115,6 +119,7 @@ class Trainer:
         self.is_writer = rank == 0
         self.grad_reducers = grad_reducers
         self.evaluate = evaluate
+        self.sink = sink if rank == 0 else None
         self.run = RunDir(options.out, writer=self.is_writer, echo=echo)
         self.out = options.out
         self.ckpt_path = self.run.ckpt_path
@@ -239,15 +244,19 @@ class Trainer:
             self.G.set_train(True)
 
     def write_pictures(self, epoch, samples, plots):
-        """Queue the sample grids (of G now, labelled ``epoch``) and/or the curves for the output worker."""
+        """Queue the sample grids (of G now, labelled ``epoch``) and/or the curves for the output worker;
+        returns the grid's network output when samples were made (for the sink), else None."""
         if not self.is_writer:
-            return
+            return None
+        grid = None
         if samples:
-            self.run.write_samples(self.preset, epoch, self.generate_grid())
+            grid = self.generate_grid()
+            self.run.write_samples(self.preset, epoch, grid)
             self.sample_cadence.mark()
         if plots:
             self.run.write_plots(self.preset)
             self.plot_cadence.mark()
+        return grid
 
     # ------------------------------------------------------------------ loop
 
@@ -284,6 +293,8 @@ class Trainer:
             return result
         finally:
             self.progress.close()
+            if self.sink is not None:
+                self.sink.close()
             run.unlock()
 
     def _fit_locked(self, params_meta):
@@ -295,6 +306,8 @@ class Trainer:
         if params_meta is not None:
             epoch, skip, step = self._restore(self.ckpt_path, params_meta)
         run.truncate_logs(step)
+        if self.sink is not None:
+            self.sink.start(step)
         if params_meta is not None:
             run.log(f"resuming from {self.ckpt_path} at epoch {epoch + 1}, step {step}")
         else:
@@ -331,6 +344,7 @@ class Trainer:
                 current = self._accumulate(sums, values, batch, step, epoch)
                 if self.options.log_every and step % self.options.log_every == 0:
                     run.append_stats(dict(kind="step", step=step, epoch=epoch + 1, **current))
+                    self._to_sink(dict(kind="step", step=step, epoch=epoch + 1, **current))
                 rate = sums["images"] / max(time.time() - t_epoch, 1e-9)
                 self.progress.update(epoch + 1, p.epochs, i, n_batches,
                                      f"d={current['d_loss']:.4f} g={current['g_loss']:.4f} {rate:.0f} img/s")
@@ -356,7 +370,8 @@ class Trainer:
                     self.save_checkpoint(epoch, i, step)
                     record = dict(self._epoch_record(sums, epoch + 1, step, seconds), partial=True)
                     run.append_stats(record)
-                    self.write_pictures(epoch + 1, samples=True, plots=True)  # an early stop still shows images
+                    grid = self.write_pictures(epoch + 1, samples=True, plots=True)  # an early stop shows images
+                    self._to_sink(record, grid)
             if stopped == "max_steps":
                 run.log(f"stopped at step {step} (--max-steps); rerun with a larger --max-steps or without it "
                         f"to continue")
@@ -383,10 +398,22 @@ class Trainer:
                     f"g_loss {record['g_loss']:.4f} D acc real {record['d_acc_real']:.3f} "
                     f"fake {record['d_acc_fake']:.3f} | {record['images_per_sec']:.0f} img/s")
             run.append_metrics(record)
-            self.write_pictures(epoch, samples=last or self.sample_cadence.due(epoch),
-                                plots=last or self.plot_cadence.due(epoch))
+            grid = self.write_pictures(epoch, samples=last or self.sample_cadence.due(epoch),
+                                       plots=last or self.plot_cadence.due(epoch))
+            self._to_sink(record, grid)
         if best:
             self.save_checkpoint(epoch, 0, step, run.path("checkpoints", "best.ckpt"))
+
+    def _to_sink(self, record, grid=None):
+        """Hand a stats record (and the sample grid, G's output on the fixed noise) to the sink, if any."""
+        if self.sink is None:
+            return
+        self.sink.write_record(record)
+        if grid is not None:
+            from ms_gan.models import primary
+
+            p = self.preset
+            self.sink.write_grid(primary(grid).asnumpy(), p.grid_rows, p.grid_cols, p.grid_gap, record["step"])
 
     def _stop_interrupted(self, epoch, i, step):
         """At a step boundary after Ctrl-C/SIGTERM: checkpoint this step (unless it is the last one's),

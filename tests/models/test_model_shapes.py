@@ -20,6 +20,7 @@ EXPECTED_COUNTS = {
     # cdcgan_digits8: G's first ConvT reads 64 + 16 (class embedding) channels (80*64*9 + 64 = 46144)
     # and the embedding 10x16 (160); D adds the projection 10 x (32*3*3) (2880)
     "cdcgan_digits8": (46144 + 18464 + 513 + 160, 272 + 4640 + 289 + 2880),
+    "dcgan_digits8_plus": (36928 + 18464 + 513, 272 + 4640 + 289),   # the same networks
     # G: Dense 128->256 (33024), BN 512, 256->512 (131584), BN 1024, 512->1024 (525312), BN 2048, 1024->784 (803600)
     # D: Dense 784->512 (401920), 512->256 (131328), 256->1 (257)
     "mlp_mnist": (33024 + 512 + 131584 + 1024 + 525312 + 2048 + 803600, 401920 + 131328 + 257),
