@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench.profile_layers import capture_layers, lambda_free_forward  # noqa: E402
+from bench.timing import torch_layer_calls  # noqa: E402
 
 
 def _flops(L, y_shape):
@@ -119,17 +120,7 @@ def main(argv=None):
         mod = _torch_layer(L, x_np, args.threads)
         tx = torch.tensor(x_np, requires_grad=True)
         tdy = torch.tensor(rng.standard_normal(tuple(y_shape)).astype(np.float32))
-
-        def t_fwd():
-            with torch.no_grad():
-                mod(tx)
-
-        def t_fwdbwd():
-            mod.zero_grad(set_to_none=True)
-            tx.grad = None
-            (mod(tx) * tdy).sum().backward()
-
-        fns["torch"] = (t_fwd, t_fwdbwd)
+        fns["torch"] = torch_layer_calls(mod, tx, tdy)
         times = {(m, p): [] for m in fns for p in (0, 1)}
         for rep in range(args.repeats + 2):
             for m, pair in fns.items():

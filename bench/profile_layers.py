@@ -18,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.timing import timed  # noqa: E402
+from bench.timing import timed, torch_layer_calls  # noqa: E402
 
 KINDS = ("Conv2d", "Conv2dTranspose", "Dense")
 
@@ -138,16 +138,7 @@ def run_torch(layers, repeats, threads):
         with torch.no_grad():
             y = mod(x)
         dy = torch.tensor(rng.standard_normal(tuple(y.shape)).astype(np.float32))
-
-        def fwd():
-            with torch.no_grad():
-                mod(x)
-
-        def fwdbwd():
-            mod.zero_grad(set_to_none=True)
-            x.grad = None
-            (mod(x) * dy).sum().backward()
-
+        fwd, fwdbwd = torch_layer_calls(mod, x, dy)
         out.append({"fwd_ms": _median_ms(fwd, repeats), "fwdbwd_ms": _median_ms(fwdbwd, repeats)})
     return out
 

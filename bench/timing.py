@@ -16,3 +16,20 @@ def timed(fn, warmup=2, repeats=5):
         fn()
         times.append(time.perf_counter() - t0)
     return first, statistics.median(times)
+
+
+def torch_layer_calls(module, x, dy):
+    """(forward, forward+backward) callables of one PyTorch layer: the forward without autograd, and the
+    backward of ``sum(module(x) * dy)`` into the input (``x.requires_grad``) and the parameters."""
+    import torch
+
+    def forward():
+        with torch.no_grad():
+            module(x)
+
+    def forward_backward():
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        (module(x) * dy).sum().backward()
+
+    return forward, forward_backward
