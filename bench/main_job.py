@@ -5,7 +5,9 @@
 Times, interleaved (ms_gan, PyTorch, ms_gan, ...), from process start to exit:
 
 * ``python -m ms_gan train --preset dcgan_digits8 --epochs E`` into a fresh run directory (what the README's
-  main command runs, with its default outputs: samples, plots, checkpoints);
+  main command runs, with its default outputs: samples, plots, checkpoints), with the CPU kernels as the
+  environment selects them (``ms_gan``) and with ``MS_GAN_KERNELS=native`` (``ms_gan_native``: MindSpore's own
+  convolutions, what the README's main command runs where oneDNN's headers are not installed);
 * ``bench/seed000_torch.py --epochs E``: seed 000's PyTorch recipe (same data, batch 16, step order,
   sample grids and curves), once on the threads ms_gan's preset uses (``Preset.cpu_threads``) and once
   with PyTorch's default threads.
@@ -46,12 +48,16 @@ def main():
 
     threads = presets.get("dcgan_digits8").cpu_threads or os.cpu_count()
     env = dict(os.environ, PYTHONPATH=ROOT)
-    runs = {"ms_gan": [], f"pytorch_{threads}_threads": [], "pytorch_default_threads": []}
+    runs = {"ms_gan": [], "ms_gan_native": [], f"pytorch_{threads}_threads": [], "pytorch_default_threads": []}
     with tempfile.TemporaryDirectory(prefix="ms_gan_main_job_") as tmp:
         for r in range(args.repeats):
             out = os.path.join(tmp, f"ms_{r}")
             runs["ms_gan"].append(_timed([sys.executable, "-m", "ms_gan", "train", "--preset", "dcgan_digits8",
                                           "--epochs", str(args.epochs), "--out", out, "--no-progress"], env))
+            out = os.path.join(tmp, f"ms_native_{r}")
+            runs["ms_gan_native"].append(_timed([sys.executable, "-m", "ms_gan", "train", "--preset", "dcgan_digits8",
+                                                 "--epochs", str(args.epochs), "--out", out, "--no-progress"],
+                                                dict(env, MS_GAN_KERNELS="native")))
             for key, t in ((f"pytorch_{threads}_threads", threads), ("pytorch_default_threads", 0)):
                 out = os.path.join(tmp, f"{key}_{r}")
                 runs[key].append(_timed([sys.executable, os.path.join("bench", "seed000_torch.py"), "--epochs",
@@ -60,17 +66,19 @@ def main():
     med = {k: statistics.median(v) for k, v in runs.items()}
     result = {"epochs": args.epochs, "repeats": args.repeats, "cpu": platform.processor() or platform.machine(),
               "cores": os.cpu_count(), "load_average_at_end": os.getloadavg(), "seconds": runs, "median": med,
-              "ratios": {k: med[k] / med["ms_gan"] for k in med if k != "ms_gan"},
+              "ratios": {f"{k}/{m}": med[k] / med[m] for m in ("ms_gan", "ms_gan_native")
+                         for k in med if k.startswith("pytorch")},
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "main_job.json"), "w") as f:
         json.dump(result, f, indent=1)
     lines = [f"Main job, {args.epochs} epochs, whole process, median of {args.repeats} ({result['date']}, "
              f"load average at the end {result['load_average_at_end'][0]:.1f}):", "",
-             "| run | seconds | PyTorch / ms_gan |", "|---|---|---|"]
+             "| run | seconds | PyTorch / ms_gan | PyTorch / ms_gan_native |", "|---|---|---|---|"]
     for k, v in med.items():
-        ratio = "" if k == "ms_gan" else f"{v / med['ms_gan']:.2f}x"
-        lines.append(f"| {k} | {v:.1f} | {ratio} |")
+        ratios = ("", "") if not k.startswith("pytorch") else \
+            tuple(f"{v / med[m]:.2f}x" for m in ("ms_gan", "ms_gan_native"))
+        lines.append(f"| {k} | {v:.1f} | {ratios[0]} | {ratios[1]} |")
     with open(os.path.join(args.out, "main_job.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -20,6 +20,31 @@ def default_cpu_threads():
         return max(1, os.cpu_count() or 1)
 
 
+def _pinned_elsewhere(cores):
+    """{core: other processes whose threads may run on that core alone} for ``cores`` (from /proc)."""
+    counts = dict.fromkeys(cores, 0)
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            allowed = os.sched_getaffinity(int(entry))
+        except OSError:   # ended meanwhile, or not ours to look at
+            continue
+        if len(allowed) == 1:
+            core = next(iter(allowed))
+            if core in counts:
+                counts[core] += 1
+    return counts
+
+
+def choose_core(cores, pinned, pid):
+    """The core among ``cores`` with the fewest processes ``pinned`` to it; ties spread by ``pid``."""
+    fewest = min(pinned.get(c, 0) for c in cores)
+    candidates = [c for c in cores if pinned.get(c, 0) == fewest]
+    return candidates[pid % len(candidates)]
+
+
 def _pin_to_one_core():
     """Keep every thread of this process on one core (Linux; elsewhere nothing happens).
 
@@ -27,14 +52,19 @@ def _pin_to_one_core():
     actor thread and back; on different cores each hand-off is a cross-core wake-up, and a
     small model's iteration (hundreds of short kernels) took 36-60 ms instead of 20 ms
     (dcgan_digits8, bench/NOTES.md). Threads started later inherit the affinity.
+
+    Which core: an msrun worker takes the one its node id names; any other process the core the
+    fewest other processes are pinned to (before, every one-thread run took the first core, so two
+    trainings side by side on a 2-core machine shared one core and left the other idle).
     """
     if not hasattr(os, "sched_setaffinity"):
         return
     cores = sorted(os.sched_getaffinity(0))
-    try:   # msrun workers of one host: one core each
-        core = cores[int(os.environ.get("MS_NODE_ID", "0")) % len(cores)]
-    except ValueError:
-        core = cores[0]
+    node = os.environ.get("MS_NODE_ID")
+    if node is not None and node.strip().isdigit():   # msrun workers of one host: one core each
+        core = cores[int(node) % len(cores)]
+    else:
+        core = choose_core(cores, _pinned_elsewhere(cores), os.getpid())
     for tid in os.listdir("/proc/self/task"):
         try:
             os.sched_setaffinity(int(tid), {core})

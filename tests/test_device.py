@@ -36,3 +36,35 @@ def test_one_thread_keeps_every_thread_on_one_core():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[-2:] == ["1", "1"]   # one affinity set for all threads, of one core
+
+
+def test_choose_core_takes_the_least_pinned_core():
+    assert device.choose_core([0, 1], {0: 3, 1: 0}, pid=10) == 1
+    assert device.choose_core([0, 1, 2], {0: 1, 1: 2, 2: 1}, pid=10) in (0, 2)
+    # ties are spread by the process id, so runs started together do not all take one core
+    assert {device.choose_core([0, 1], {0: 0, 1: 0}, pid=p) for p in (10, 11)} == {0, 1}
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_one_thread_run_avoids_the_core_another_run_is_pinned_to():
+    """Two one-thread trainings side by side used to share the first core and leave the others idle."""
+    import os
+
+    cores = sorted(os.sched_getaffinity(0))
+    # three processes on the first core: more than the other tests of a parallel run pin anywhere at once
+    busy = [subprocess.Popen([sys.executable, "-c", "import os, sys, time\n"
+                              f"os.sched_setaffinity(0, {{{cores[0]}}})\n"
+                              "print('ready', flush=True)\ntime.sleep(120)\n"], stdout=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    try:
+        assert [b.stdout.readline().strip() for b in busy] == ["ready"] * 3
+        code = ("import os, ms_gan\nfrom ms_gan import device\n"
+                "device.setup('CPU', threads=1)\nprint(sorted(os.sched_getaffinity(0)))\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        chosen = eval(r.stdout.strip().splitlines()[-1])
+        assert len(chosen) == 1 and chosen[0] != cores[0]
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
