@@ -86,9 +86,18 @@ def library():
             raise UserError(f"{ENV}=custom but the CPU kernels are unavailable: {reason.splitlines()[0]}")
         if not _state["said"]:
             _state["said"] = True
-            (log.warning if target == "CPU" else log.info)(
-                "ms_gan: convolutions use MindSpore's own ops: %s", reason)
+            log.info("ms_gan: convolutions use MindSpore's own ops: %s", reason)
     return path
+
+
+def fallback_reason():
+    """Why training convolutions run on MindSpore's own ops although the kernels were wanted (unset
+    ``MS_GAN_KERNELS`` on a CPU target), else None. The trainer puts it in its first log line; nothing
+    is printed here, so commands that never train (sample, eval, export: eval mode uses MindSpore's ops)
+    and one-line errors stay quiet (a bare warning on stderr broke the one-line error contract)."""
+    if requested_mode() != "custom" or _target() != "CPU" or library() is not None:
+        return None
+    return (_state["reason"] or "unavailable").splitlines()[0]
 
 
 def set_threads(threads=None):

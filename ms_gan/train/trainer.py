@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from ms_gan import checkpoint as ckpt_io
-from ms_gan import interrupt, seeds
+from ms_gan import interrupt, kernels, seeds
 from ms_gan.errors import UserError
 from ms_gan.generate import sample_noise
 from ms_gan.train.progress import Progress
@@ -308,14 +308,16 @@ class Trainer:
         run.truncate_logs(step)
         if self.sink is not None:
             self.sink.start(step)
+        fallback = kernels.fallback_reason()   # said once, in the first line
+        convs = f"; convolutions: MindSpore's own ops, {fallback}" if fallback else ""
         if params_meta is not None:
-            run.log(f"resuming from {self.ckpt_path} at epoch {epoch + 1}, step {step}")
+            run.log(f"resuming from {self.ckpt_path} at epoch {epoch + 1}, step {step}{convs}")
         else:
             count = f"{self.pipeline.num_samples:,} images"
             # the data's description may already give the count (built-in digits do): say it once
             count = "" if count in self.options.data_description else count + ", "
             run.log(f"training {p.name} on {self.options.data_description} "
-                    f"({count}{self.pipeline.batches_per_epoch()} iterations/epoch, mode {self.options.mode}) "
+                    f"({count}{self.pipeline.batches_per_epoch()} iterations/epoch, mode {self.options.mode}{convs}) "
                     f"into {self.out}")
         interrupt.check("during start-up")
         n_batches = self.pipeline.batches_per_epoch()

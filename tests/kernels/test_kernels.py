@@ -272,6 +272,25 @@ def test_native_when_unavailable_says_so_once(tmp_path):
     assert done.stderr.count("convolutions use MindSpore's own ops") == 1, done.stderr
 
 
+def test_without_compiler_training_says_it_in_its_first_line_and_errors_stay_one_line(tmp_path):
+    """A fresh machine without g++: the run's first log line names the fallback (once), and a user error of a
+    command that never trains is still exactly one line (a stray warning on stderr used to make it two)."""
+    env = {"CXX": "no-such-compiler-ms-gan", "MS_GAN_CACHE": str(tmp_path / "cache"), "MS_GAN_KERNELS": ""}
+    out = tmp_path / "run"
+    result = run_cli("train", "--preset", "dcgan_digits8", "--epochs", "1", "--max-steps", "2", "--no-progress",
+                     "--out", out, env=env)
+    assert result.returncode == 0, result.stderr
+    with open(out / "log.txt") as f:
+        log = f.read()
+    assert log.count("convolutions: MindSpore's own ops, no C++ compiler (no-such-compiler-ms-gan)") == 1, log
+    assert log.splitlines()[0].split(" ", 2)[2].startswith("training dcgan_digits8"), log
+    assert result.stdout.count("convolutions: MindSpore's own ops") == 1, result.stdout
+    assert result.stderr.strip() == "", result.stderr
+    missing = run_cli("eval", "--ckpt", tmp_path / "missing.ckpt", "--n", "50", env=env)
+    assert_user_error(missing, "missing.ckpt", "does not exist")
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
 def test_quiet_waiter_waits_idle_and_restores_scheduling():
     """After the first two (thread-starting) calls, the step runs with this thread under SCHED_IDLE and the
     thread is back to SCHED_OTHER afterwards; results pass through."""
