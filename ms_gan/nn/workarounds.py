@@ -15,8 +15,8 @@ replacement                   why (measurement; bench/NOTES.md has the runs)
 :class:`Conv2d`,              a convolution that is a plain matrix product as one MatMul:
 :class:`Conv2dTranspose`      DCGAN-64 D's 4x4 head forward+backward ~60 ms -> ~2 ms
 :func:`compiled_in_pynative`  PyNative differentiates a gradient wrongly: a backward that
-                              returns a view (Reshape, Transpose, ...) is taken as a constant
-                              by the outer derivative (docs/mindspore_double_grad.md)
+                              returns a view (Reshape, Transpose, ...) is a constant to the
+                              outer derivative; Softmax's fails (docs/mindspore_double_grad.md)
 ============================  ============================================================
 
 :func:`conv2d_with` and :func:`conv_transpose_with` run a layer's oneDNN convolution with
@@ -214,18 +214,18 @@ class LeakyReLU(nn.Cell):
 def compiled_in_pynative(grad_fn):
     """``grad_fn`` (a first derivative that will be differentiated again) compiled by ``mindspore.jit``.
 
-    For PyNative only (in graph mode the whole update is compiled already): MindSpore 2.10's PyNative
-    autograd, differentiating a gradient, treats every input gradient that a backward function
-    returns as a *view* of another tensor (Reshape, ExpandDims, Squeeze, Transpose, Tile, and
-    ``ops.matmul``/ReduceSum, whose backwards end in one) as a constant: the second derivative
-    through it is 0. ``x -> (x W1 * 2).reshape(..) W2`` gives d/dW2 ||grad_x||^2 = 0 instead of
-    the right value; every conv preset's D has such a Reshape in its head, so the penalties' D
-    gradients were wrong (dcgan_digits8: 100 % of the last conv's weight gradient, up to 233x off;
-    sagan64: the update fails, "The pointer[input_tensor] is null"). The same first derivative
-    compiled as one graph is differentiated by PyNative through the graph's own backward (graph
-    mode's autodiff) and matches torch.autograd.grad(create_graph=True) on every preset
+    For PyNative only (in graph mode the whole update is compiled already). MindSpore 2.10's PyNative
+    autograd, differentiating a gradient, takes every input gradient that a backward function
+    returns as a *view* (the backwards of Reshape, ExpandDims/Squeeze, Transpose, Tile and of the
+    functional ``ops.matmul``) as a constant: the second derivative through it is 0.
+    ``x -> (x W1 * 2).reshape(..) W2`` gives d/dW2 ||grad_x||^2 = 0. Every conv preset's D has
+    such a Reshape in its head: the penalties' D gradients were wrong (dcgan_digits8 with GP: all
+    288 entries of the last conv's weight gradient, up to 233x off). Softmax's second derivative
+    fails outright ("The pointer[input_tensor] is null"; SAGAN's attention). The same first
+    derivative compiled as one graph is differentiated by PyNative through the graph's own
+    backward and matches torch.autograd.grad(create_graph=True) on every penalized preset
     (tests/train/test_penalties.py). Only this gradient is compiled; the rest of the update (the
     losses, the outer ``value_and_grad``, the optimizer) stays eager: MindSpore's mixed mode.
-    The minimal repro and what was tried: docs/mindspore_double_grad.md.
+    Minimal repros and what else was tried: docs/mindspore_double_grad.md.
     """
     return ms.jit(grad_fn)

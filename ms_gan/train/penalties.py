@@ -11,9 +11,10 @@ does with that, measured against ``torch.autograd.grad(create_graph=True)``
 * PyNative: the second derivative is wrong when the first one runs eagerly: PyNative's autograd
   takes an input gradient that a backward function returns as a view (Reshape, Transpose, ...:
   every conv D's head has one) as a constant, so the D gradients of the penalty behind it are 0
-  or wrong (docs/mindspore_double_grad.md). :func:`input_gradient` therefore compiles the input
-  gradient with ``mindspore.jit`` in PyNative (:func:`ms_gan.nn.workarounds.compiled_in_pynative`);
-  the rest of the update stays eager, and both modes match PyTorch;
+  or wrong, and Softmax's (SAGAN's attention) fails (docs/mindspore_double_grad.md).
+  :func:`input_gradient` therefore compiles the input gradient with ``mindspore.jit`` in PyNative
+  (:func:`ms_gan.nn.workarounds.compiled_in_pynative`); the rest of the update stays eager, and
+  both modes match PyTorch;
 * a Cell with a hand-written ``bprop`` (SAGAN's :class:`~ms_gan.nn.attention.AttentionCore`)
   cannot be differentiated twice (graph compilation fails: "func graph is empty"), so
   :func:`make_twice_differentiable` gives D's attention blocks the plain formula. D's maps are

@@ -180,6 +180,12 @@ def test_presets_that_cannot_take_a_penalty_are_refused(fields, fragment):
         objective.check_penalties(p)
 
 
+def test_a_conditional_preset_takes_both_penalties():
+    p = presets.override(presets.get("cdcgan_digits8"), loss="wasserstein", gp=10.0, r1=1.0)
+    assert (p.gp, p.r1, p.num_classes) == (10.0, 1.0, 10)
+    objective.check_penalties(p)
+
+
 def _toy_penalty_gradient(middle, compiled):
     """d/dW2 of ||grad_x f||^2 for f(x) = sum(middle(2 x W1) W2) in PyNative (the default context mode)."""
     from ms_gan.nn.workarounds import compiled_in_pynative
