@@ -24,7 +24,11 @@ on, every update computes exactly what it did before (the same graph, bit-identi
 A conditional model (``preset.num_classes``, :mod:`ms_gan.nn.conditional`) takes int32 class
 labels beside every input: the real batch's own labels, and for fakes labels drawn uniformly
 from the trainer's generator (:func:`ms_gan.train.trainer.class_draws`); D judges each image
-with the class it was made (or labelled) as.
+with the class it was made (or labelled) as. The penalties take D's input gradient with the labels
+held fixed: R1 at the reals with their labels, GP at the interpolates with the reals' labels.
+
+In PyNative the penalties' input gradient is compiled (:func:`ms_gan.nn.workarounds.compiled_in_pynative`):
+MindSpore 2.10's eager second derivatives are wrong (docs/mindspore_double_grad.md).
 """
 import numpy as np
 
