@@ -247,9 +247,6 @@ def override(preset, **values):
     result = dataclasses.replace(preset, **objective.resolve(preset, changes))
     if not result.conditional:   # the class count means nothing without the class inputs
         result = dataclasses.replace(result, num_classes=0)
-    if result.conditional and (result.gp or result.r1):
-        raise UserError("--gp and --r1 are not available with --conditional yet (the penalty's input gradient "
-                        "of D takes no class); drop the penalty or --conditional")
     return result
 
 

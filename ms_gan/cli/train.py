@@ -123,7 +123,7 @@ def run(args):
     preset = presets.override(preset, **overrides)
     from ms_gan.train.objective import check_penalties
 
-    check_penalties(preset, args.mode)
+    check_penalties(preset)
     data = args.data if args.data is not None else "builtin"
     # Validates the path before MindSpore starts; says which image sizes are resized (logged by the trainer).
     description = describe_source(data, ImageSpec(preset.image_size, preset.channels))

@@ -14,6 +14,9 @@ replacement                   why (measurement; bench/NOTES.md has the runs)
                               (64, 1024) against ~0.1 ms with reductions
 :class:`Conv2d`,              a convolution that is a plain matrix product as one MatMul:
 :class:`Conv2dTranspose`      DCGAN-64 D's 4x4 head forward+backward ~60 ms -> ~2 ms
+:func:`compiled_in_pynative`  PyNative differentiates a gradient wrongly: a backward that
+                              returns a view (Reshape, Transpose, ...) is a constant to the
+                              outer derivative; Softmax's fails (docs/mindspore_double_grad.md)
 ============================  ============================================================
 
 :func:`conv2d_with` and :func:`conv_transpose_with` run a layer's oneDNN convolution with
@@ -23,6 +26,7 @@ layouts) when those are on.
 import os
 
 import numpy as np
+import mindspore as ms
 from mindspore import nn, ops
 
 from ms_gan import kernels
@@ -205,3 +209,23 @@ class LeakyReLU(nn.Cell):
     def construct(self, x):
         scale = ops.cast(x > 0, x.dtype) * self.rest + self.slope
         return x * ops.stop_gradient(scale)
+
+
+def compiled_in_pynative(grad_fn):
+    """``grad_fn`` (a first derivative that will be differentiated again) compiled by ``mindspore.jit``.
+
+    For PyNative only (in graph mode the whole update is compiled already). MindSpore 2.10's PyNative
+    autograd, differentiating a gradient, takes every input gradient that a backward function
+    returns as a *view* (the backwards of Reshape, ExpandDims/Squeeze, Transpose, Tile and of the
+    functional ``ops.matmul``) as a constant: the second derivative through it is 0.
+    ``x -> (x W1 * 2).reshape(..) W2`` gives d/dW2 ||grad_x||^2 = 0. Every conv preset's D has
+    such a Reshape in its head: the penalties' D gradients were wrong (dcgan_digits8 with GP: all
+    288 entries of the last conv's weight gradient, up to 233x off). Softmax's second derivative
+    fails outright ("The pointer[input_tensor] is null"; SAGAN's attention). The same first
+    derivative compiled as one graph is differentiated by PyNative through the graph's own
+    backward and matches torch.autograd.grad(create_graph=True) on every penalized preset
+    (tests/train/test_penalties.py). Only this gradient is compiled; the rest of the update (the
+    losses, the outer ``value_and_grad``, the optimizer) stays eager: MindSpore's mixed mode.
+    Minimal repros and what else was tried: docs/mindspore_double_grad.md.
+    """
+    return ms.jit(grad_fn)

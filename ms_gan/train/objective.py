@@ -66,8 +66,9 @@ def resolve(preset, changes):
     return changes
 
 
-def check_penalties(preset, mode):
-    """UserError when ``preset`` cannot take its gradient penalty or R1 in ``mode`` ('graph'/'pynative')."""
+def check_penalties(preset):
+    """UserError when ``preset`` cannot take its gradient penalty or R1 (in either mode: PyNative compiles
+    the penalty's input gradient, :func:`ms_gan.nn.workarounds.compiled_in_pynative`)."""
     if not (preset.gp or preset.r1):
         return
     flag = "--gp" if preset.gp else "--r1"
@@ -77,7 +78,3 @@ def check_penalties(preset, mode):
     if preset.family in D_WITH_BATCHNORM:
         raise UserError(f"{flag}: {preset.name}'s D uses BatchNorm, whose batch statistics mix the images, so the "
                         f"per-image input gradient the penalty bounds is ill-defined (WGAN-GP drops BN from D)")
-    if mode == "pynative":
-        raise UserError(f"{flag} needs second derivatives, which MindSpore 2.10's PyNative mode gets wrong "
-                        f"(a Reshape in the first gradient makes the second one zero; graph mode is right): "
-                        f"use --mode graph")

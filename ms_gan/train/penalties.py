@@ -8,9 +8,13 @@ does with that, measured against ``torch.autograd.grad(create_graph=True)``
 * graph mode (``mindspore.jit``): Conv2D, the MatMul form of the conv head, ReLU/LeakyReLU
   (``workarounds.LeakyReLU``'s stop_gradient scale), RealDiv and spectral norm's power iteration
   give the penalty and parameter gradients within float32 rounding of PyTorch's;
-* PyNative: wrong. A Reshape anywhere after the first layer zeroes the second derivative
-  w.r.t. the layers behind it (``x -> (x @ W1 * 2).reshape(..) @ W`` gives d/dW = 0), so
-  :func:`ms_gan.train.objective.check_penalties` refuses PyNative with a one-line error;
+* PyNative: the second derivative is wrong when the first one runs eagerly: PyNative's autograd
+  takes an input gradient that a backward function returns as a view (Reshape, Transpose, ...:
+  every conv D's head has one) as a constant, so the D gradients of the penalty behind it are 0
+  or wrong, and Softmax's (SAGAN's attention) fails (docs/mindspore_double_grad.md).
+  :func:`input_gradient` therefore compiles the input gradient with ``mindspore.jit`` in PyNative
+  (:func:`ms_gan.nn.workarounds.compiled_in_pynative`); the rest of the update stays eager, and
+  both modes match PyTorch;
 * a Cell with a hand-written ``bprop`` (SAGAN's :class:`~ms_gan.nn.attention.AttentionCore`)
   cannot be differentiated twice (graph compilation fails: "func graph is empty"), so
   :func:`make_twice_differentiable` gives D's attention blocks the plain formula. D's maps are
@@ -22,6 +26,7 @@ from mindspore import nn, ops
 
 from ms_gan import kernels
 from ms_gan.models import primary
+from ms_gan.nn.workarounds import compiled_in_pynative
 
 # Under the square root of the gradient norm: sqrt's derivative at an exactly zero input
 # gradient is inf, times 0 = NaN in MindSpore (torch's norm backward returns 0 there).
@@ -59,30 +64,45 @@ def make_twice_differentiable(net):
     return kernels.use_native(net)   # the CPU kernels' custom ops cannot be differentiated twice either
 
 
-def input_gradient(D):
-    """``x -> grad_x sum(D(x))``: each image's gradient of its own output (D treats images independently)."""
+def input_gradient(D, conditional=False, eager=False):
+    """``x -> grad_x sum(D(x))``: each image's gradient of its own output (D treats images independently).
 
-    def summed_output(x):
-        return ops.sum(primary(D(x)))
+    ``conditional``: ``(x, y) -> grad_x sum(D(x, y))``, the labels ``y`` held fixed (a projection D
+    judges each image with its class). ``eager`` (PyNative): compiled, see the module docstring.
+    """
+    if conditional:
+        def summed_output(x, y):
+            return ops.sum(primary(D(x, y)))
+    else:
+        def summed_output(x):
+            return ops.sum(primary(D(x)))
 
-    return ms.grad(summed_output, grad_position=0)
+    grad_fn = ms.grad(summed_output, grad_position=0)
+    return compiled_in_pynative(grad_fn) if eager else grad_fn
 
 
 def _squared_norms(grad):
     return ops.sum(grad * grad, (1, 2, 3))
 
 
-def gradient_penalty(grad_fn, real, fake, alpha, weight):
+def _at(grad_fn, x, y):
+    return grad_fn(x) if y is None else grad_fn(x, y)
+
+
+def gradient_penalty(grad_fn, real, fake, alpha, weight, y=None):
     """WGAN-GP (Gulrajani et al. 2017): ``weight * mean((||grad D(x_hat)||_2 - 1)^2)``.
 
     ``x_hat = alpha * real + (1 - alpha) * fake`` with one ``alpha`` ~ U(0, 1) per image (shape (B,)).
+    A conditional D judges ``x_hat`` with the real images' labels ``y`` (StudioGAN's choice: the
+    interpolate starts from the real image, and a fake's label is a uniform draw unrelated to it).
     """
     a = ops.reshape(alpha, (-1, 1, 1, 1))
     x_hat = a * real + (1.0 - a) * fake
-    norms = ops.sqrt(_squared_norms(grad_fn(x_hat)) + _NORM_EPS)
+    norms = ops.sqrt(_squared_norms(_at(grad_fn, x_hat, y)) + _NORM_EPS)
     return weight * ops.mean(ops.square(norms - 1.0))
 
 
-def r1_penalty(grad_fn, real, weight):
-    """R1 (Mescheder et al. 2018): ``weight * mean(||grad D(x)||^2)`` on reals; weight = gamma / 2 (x k if lazy)."""
-    return weight * ops.mean(_squared_norms(grad_fn(real)))
+def r1_penalty(grad_fn, real, weight, y=None):
+    """R1 (Mescheder et al. 2018): ``weight * mean(||grad D(x)||^2)`` on reals (of classes ``y`` for a
+    conditional D); weight = gamma / 2 (x k if lazy)."""
+    return weight * ops.mean(_squared_norms(_at(grad_fn, real, y)))

@@ -24,7 +24,11 @@ on, every update computes exactly what it did before (the same graph, bit-identi
 A conditional model (``preset.num_classes``, :mod:`ms_gan.nn.conditional`) takes int32 class
 labels beside every input: the real batch's own labels, and for fakes labels drawn uniformly
 from the trainer's generator (:func:`ms_gan.train.trainer.class_draws`); D judges each image
-with the class it was made (or labelled) as.
+with the class it was made (or labelled) as. The penalties take D's input gradient with the labels
+held fixed: R1 at the reals with their labels, GP at the interpolates with the reals' labels.
+
+In PyNative the penalties' input gradient is compiled (:func:`ms_gan.nn.workarounds.compiled_in_pynative`):
+MindSpore 2.10's eager second derivatives are wrong (docs/mindspore_double_grad.md).
 """
 import numpy as np
 
@@ -79,7 +83,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     if len(penalty_params) != len(preset.d_l2_params):
         raise ValueError(f"preset {preset.name}: L2 penalty parameters {preset.d_l2_params} not all found in D")
     coef = float(preset.d_l2_coef)
-    objective.check_penalties(preset, "graph" if use_jit else "pynative")
+    objective.check_penalties(preset)
     gp_weight = float(preset.gp)
     r1_every = int(preset.r1_every)
     r1_weight = float(preset.r1) * 0.5 * r1_every   # gamma / 2, times k when applied every k iterations
@@ -89,7 +93,7 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     diff_augment = augment.DiffAugment(policies, preset.image_size) if policies else None
     if gp_weight or r1_weight:
         penalties.make_twice_differentiable(D)
-        d_input_grad = penalties.input_gradient(D)
+        d_input_grad = penalties.input_gradient(D, conditional, eager=not use_jit)
 
     def penalty():
         if coef == 0.0:
@@ -115,14 +119,14 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
             return primary(G(z))
         return primary(G(z, y))
 
-    def with_gp(total, real, fake, draws_fake):
+    def with_gp(total, real, fake, draws_fake, y_real=None):
         if gp_weight:
-            return total + penalties.gradient_penalty(d_input_grad, real, fake, draws_fake[:, 0], gp_weight)
+            return total + penalties.gradient_penalty(d_input_grad, real, fake, draws_fake[:, 0], gp_weight, y_real)
         return total
 
-    def with_r1(total, real, r1_now):
+    def with_r1(total, real, r1_now, y_real=None):
         if r1_weight and r1_now:
-            return total + penalties.r1_penalty(d_input_grad, real, r1_weight)
+            return total + penalties.r1_penalty(d_input_grad, real, r1_weight, y_real)
         return total
 
     zero = ms.Tensor(0.0, ms.float32)
@@ -133,18 +137,19 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         loss_real = loss.d_real(out_real)
         loss_fake = loss.d_fake(out_fake)
         total = loss_real + loss_fake + penalty()
-        total = with_r1(with_gp(total, real, fake, draws_fake), real, r1_now)
+        total = with_r1(with_gp(total, real, fake, draws_fake, y_real), real, r1_now, y_real)
         return total, (loss_real, loss_fake, acc_above(out_real), acc_below(out_fake))
 
     def d_real_forward(real, r1_now=True, draws_real=None, y_real=None):
         out_real = judge(real, draws_real, y_real)
         loss_real = loss.d_real(out_real)
-        return with_r1(loss_real + penalty(), real, r1_now), (loss_real, zero, acc_above(out_real), zero)
+        return with_r1(loss_real + penalty(), real, r1_now, y_real), (loss_real, zero, acc_above(out_real), zero)
 
-    def d_fake_forward(fake, real=None, draws_fake=None, y_fake=None):
+    def d_fake_forward(fake, real=None, draws_fake=None, y_fake=None, y_real=None):
         out_fake = judge(fake, draws_fake, y_fake)
         loss_fake = loss.d_fake(out_fake)
-        return with_gp(loss_fake + penalty(), real, fake, draws_fake), (zero, loss_fake, zero, acc_below(out_fake))
+        total = with_gp(loss_fake + penalty(), real, fake, draws_fake, y_real)
+        return total, (zero, loss_fake, zero, acc_below(out_fake))
 
     def g_forward(z, draws=None, y=None):
         out = judge(make(z, y), draws, y)
@@ -241,8 +246,8 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
                 results = results + d_step(real, fake, *extra)
             else:
                 extra = () if draws is None and not gp_weight else (real,) + rows
-                if conditional:
-                    extra = (real,) + (rows or (None,)) + (y,)
+                if conditional:   # the real labels: GP's interpolates are judged as the reals' classes
+                    extra = (real,) + (rows or (None,)) + (y, y_real)
                 results = results + d_fake_step(fake, *extra)
         return ops.stack(results)
 

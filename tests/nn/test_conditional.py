@@ -78,8 +78,6 @@ def test_preset_refusals():
         presets.override(presets.get("mlp_mnist"), conditional=True)
     with pytest.raises(UserError, match="at least 2 classes"):
         presets.override(presets.get("dcgan_digits8"), conditional=True, num_classes=1)
-    with pytest.raises(UserError, match="--gp and --r1"):
-        presets.override(presets.get("cdcgan_digits8"), loss="wasserstein", gp=10.0)
 
 
 # ---------------------------------------------------------------------------- PyTorch parity
