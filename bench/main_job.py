@@ -41,6 +41,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=200, help="epochs (the article trains 200)")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--no-default-threads", action="store_true",
+                    help="skip PyTorch on its default threads (4x slower than on one thread here: minutes at 200 epochs)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
     sys.path.insert(0, ROOT)
@@ -48,7 +50,9 @@ def main():
 
     threads = presets.get("dcgan_digits8").cpu_threads or os.cpu_count()
     env = dict(os.environ, PYTHONPATH=ROOT)
-    runs = {"ms_gan": [], "ms_gan_native": [], f"pytorch_{threads}_threads": [], "pytorch_default_threads": []}
+    torch_runs = [(f"pytorch_{threads}_threads", threads)] + ([] if args.no_default_threads
+                                                             else [("pytorch_default_threads", 0)])
+    runs = {"ms_gan": [], "ms_gan_native": [], **{key: [] for key, _ in torch_runs}}
     with tempfile.TemporaryDirectory(prefix="ms_gan_main_job_") as tmp:
         for r in range(args.repeats):
             out = os.path.join(tmp, f"ms_{r}")
@@ -58,7 +62,7 @@ def main():
             runs["ms_gan_native"].append(_timed([sys.executable, "-m", "ms_gan", "train", "--preset", "dcgan_digits8",
                                                  "--epochs", str(args.epochs), "--out", out, "--no-progress"],
                                                 dict(env, MS_GAN_KERNELS="native")))
-            for key, t in ((f"pytorch_{threads}_threads", threads), ("pytorch_default_threads", 0)):
+            for key, t in torch_runs:
                 out = os.path.join(tmp, f"{key}_{r}")
                 runs[key].append(_timed([sys.executable, os.path.join("bench", "seed000_torch.py"), "--epochs",
                                          str(args.epochs), "--out", out, "--threads", str(t)], env))
