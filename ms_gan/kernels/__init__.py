@@ -98,14 +98,16 @@ def set_threads(threads=None):
     _state["threads"] = int(threads)
     if _state["handle"] is not None:
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
+        _state["handle"].MsGanMatMulSetThreads(ctypes.c_int(int(threads)))
 
 
 def use_native(net):
     """Every layer of ``net`` back on MindSpore's own convolutions; returns ``net``. For graphs that
     differentiate a gradient (WGAN-GP, R1): the kernels' ops have first derivatives only."""
     for _, cell in net.cells_and_names():
-        if getattr(cell, "custom_conv", None) is not None:
-            cell.custom_conv = None
+        for attr in ("custom_conv", "custom_dense", "custom_bn"):
+            if getattr(cell, attr, None) is not None:
+                setattr(cell, attr, None)
     return net
 
 
@@ -134,6 +136,34 @@ def for_layer(layer):
         return None
     path = library()
     return None if path is None else ops.ConvKernel(path, layer)
+
+
+def for_dense(layer):
+    """A :class:`~ms_gan.kernels.dense.DenseKernel` for a blocks Dense (its activation fused), or None when
+    the layer keeps MindSpore's ops (kernels off or unavailable, float16, an activation they lack)."""
+    from ms_gan.kernels import dense
+
+    code = dense.activation_code(layer.activation if layer.activation_flag else None)
+    if code is None or not layer.has_bias or layer.weight.dtype != _float32():
+        return None
+    path = library()
+    return None if path is None else dense.DenseKernel(path, *code)
+
+
+def for_batch_norm(layer):
+    """A :class:`~ms_gan.kernels.dense.BatchNormKernel` for a BatchNorm1d (training mode), or None."""
+    from ms_gan.kernels import dense
+
+    if layer.gamma.dtype != _float32():
+        return None
+    path = library()
+    return None if path is None else dense.BatchNormKernel(path, float(layer.eps), float(layer.momentum))
+
+
+def _float32():
+    from mindspore import dtype as mstype
+
+    return mstype.float32
 
 
 # quiet_waiter's switch (bench/kernel_iteration.py's "on-busy" variant turns it off for A/B timing).

@@ -15,9 +15,27 @@ need a workaround (LeakyReLU, Tanh) from there directly.
 """
 from mindspore import nn
 
+from ms_gan import kernels
 from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose
 
-__all__ = ["conv", "conv_t", "batch_norm", "upsample2x"]
+__all__ = ["conv", "conv_t", "batch_norm", "upsample2x", "Dense"]
+
+
+class Dense(nn.Dense):
+    """``nn.Dense`` (same parameters, names and math) whose matrix product, bias and activation run as one
+    :mod:`ms_gan.kernels` operator in training mode on CPU (``custom_dense``; None: MindSpore's MatMul,
+    BiasAdd and the activation Cell). ``activation``: None, ``nn.ReLU()`` or a workarounds ``LeakyReLU``
+    on the kernels; any other Cell keeps MindSpore's ops. Fewer, faster kernels for the MLP preset
+    (bench/NOTES.md, session 5)."""
+
+    def __init__(self, in_channels, out_channels, activation=None):
+        super().__init__(in_channels, out_channels, activation=activation)
+        self.custom_dense = kernels.for_dense(self)
+
+    def construct(self, x):
+        if self.training and self.custom_dense is not None and x.ndim == 2:
+            return self.custom_dense(x, self.weight, self.bias)
+        return super().construct(x)
 
 
 def _pad_args(padding):
