@@ -30,7 +30,7 @@ def _custom(library, func, out_shape, out_dtype, tag, bprop=None):
 
 def activation_code(activation):
     """(code, slope) the kernels compute for a Dense layer's activation Cell, or None if they cannot:
-    0 none, 1 (leaky) ReLU with ``slope`` (0 = ReLU)."""
+    0 none, 1 (leaky) ReLU with ``slope`` (0 = ReLU), 2 tanh (the workarounds Tanh: accurate tanh)."""
     from ms_gan.nn import workarounds
 
     if activation is None:
@@ -39,6 +39,8 @@ def activation_code(activation):
         return 1, 0.0
     if isinstance(activation, workarounds.LeakyReLU) and activation.slope > 0.0:
         return 1, float(activation.slope)
+    if isinstance(activation, workarounds.Tanh):
+        return 2, 0.0
     return None
 
 

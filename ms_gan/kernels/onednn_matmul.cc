@@ -139,8 +139,8 @@ int run(bool with_bias, int nparam, void **params, int *ndims, int64_t **shapes,
 
 
 // ---- Dense layers and BatchNorm1d: fewer, fused kernels for the MLP preset ----
-// A `dspec` float32 tensor [activation, slope, ...]: activation 0 none, 1 (leaky) ReLU with `slope`
-// (0 = ReLU). y = act(x @ w^T + b) in one oneDNN matmul (bias and activation as its post-ops), so a
+// A `dspec` float32 tensor [activation, slope]: activation 0 none, 1 (leaky) ReLU with `slope`
+// (0 = ReLU), 2 tanh. y = act(x @ w^T + b) in one oneDNN matmul (bias and activation as its post-ops), so a
 // Dense + activation is one kernel forward (MindSpore: MatMul, BiasAdd, ReLU or LeakyReLU's 5) and two
 // backward (MatMul, MatMul, BiasAddGrad, ReluGrad / Mul).
 
@@ -217,6 +217,11 @@ const float *activation_grad(State &s, const float *dy, const float *y, const fl
   const float slope = spec[1];
   scratch.resize(count);
   float *g = scratch.data();
+  if (spec[0] == 2.f) {  // tanh: dy * (1 - y^2), as PyTorch's tanh_backward and MindSpore's TanhGrad
+#pragma omp parallel for num_threads(s.pool.threads) if (s.pool.threads > 1 && count > 65536) schedule(static)
+    for (int64_t i = 0; i < count; i++) g[i] = dy[i] * (1.f - y[i] * y[i]);
+    return g;
+  }
 #pragma omp parallel for num_threads(s.pool.threads) if (s.pool.threads > 1 && count > 65536) schedule(static)
   for (int64_t i = 0; i < count; i++) g[i] = y[i] > 0.f ? dy[i] : dy[i] * slope;
   return g;
@@ -240,7 +245,13 @@ MS_GAN_EXPORT int MsGanDenseForward(int nparam, void **params, int *ndims, int64
   const float *spec = static_cast<const float *>(params[3]);
   return guarded([&](State &s) {
     matmul(s, params[0], params[1], params[2], params[4], shapes[0][0], shapes[0][1], shapes[1][0], false, true,
-           spec[0] != 0.f, spec[1]);
+           spec[0] == 1.f, spec[1]);
+    if (spec[0] == 2.f) {  // tanh from libm (accurate to ~1 ulp; MindSpore's CPU Tanh is off by up to 1e-4)
+      float *y = static_cast<float *>(params[4]);
+      const int64_t count = shapes[4][0] * shapes[4][1];
+#pragma omp parallel for num_threads(s.pool.threads) if (s.pool.threads > 1 && count > 65536) schedule(static)
+      for (int64_t i = 0; i < count; i++) y[i] = std::tanh(y[i]);
+    }
   });
 }
 

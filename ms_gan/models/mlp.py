@@ -40,14 +40,13 @@ class MLPGenerator(nn.Cell):
         self.bn2 = BatchNorm1d(512)
         self.dense3 = Dense(512, 1024, nn.ReLU())
         self.bn3 = BatchNorm1d(1024)
-        self.dense4 = Dense(1024, c * h * w)
-        self.tanh = Tanh()
+        self.dense4 = Dense(1024, c * h * w, Tanh())
 
     def construct(self, z):
         x = self.bn1(self.dense1(z))
         x = self.bn2(self.dense2(x))
         x = self.bn3(self.dense3(x))
-        x = self.tanh(self.dense4(x))
+        x = self.dense4(x)
         return ops.reshape(x, (x.shape[0],) + self.image_shape)
 
 

@@ -24,8 +24,8 @@ __all__ = ["conv", "conv_t", "batch_norm", "upsample2x", "Dense"]
 class Dense(nn.Dense):
     """``nn.Dense`` (same parameters, names and math) whose matrix product, bias and activation run as one
     :mod:`ms_gan.kernels` operator in training mode on CPU (``custom_dense``; None: MindSpore's MatMul,
-    BiasAdd and the activation Cell). ``activation``: None, ``nn.ReLU()`` or a workarounds ``LeakyReLU``
-    on the kernels; any other Cell keeps MindSpore's ops. Fewer, faster kernels for the MLP preset
+    BiasAdd and the activation Cell). ``activation``: None, ``nn.ReLU()``, a workarounds ``LeakyReLU`` or
+    ``Tanh`` on the kernels; any other Cell keeps MindSpore's ops. Fewer, faster kernels for the MLP preset
     (bench/NOTES.md, session 5)."""
 
     def __init__(self, in_channels, out_channels, activation=None):
