@@ -87,7 +87,7 @@ def library():
         if not _state["said"]:
             _state["said"] = True
             (log.warning if target == "CPU" else log.info)(
-                "ms_gan: convolutions use MindSpore's own ops: %s", reason)
+                "ms_gan: convolutions, Dense and BatchNorm1d layers use MindSpore's own ops: %s", reason)
     return path
 
 
@@ -125,6 +125,28 @@ def configure(target, threads=None):
     _state["target"] = target
     set_threads(threads)
     library()
+    _copy_elimination(target == "CPU" and requested_mode() == "custom")
+
+
+# MindSpore snapshots (TensorMove) every Parameter a compiled graph reads before an in-place update of it
+# (ApplyAdam, Assign) at its default level 1: 52 copies per mlp_mnist iteration, 20% of its kernels then.
+# Level 3 inserts none. In our steps every read of a parameter's old value feeds that update's gradients
+# or precedes it in the side-effect order (the optimizer's updates run in parameter order, input layer
+# first), so no reader can see the new value early: losses and every parameter and optimizer state were
+# bit-identical at level 1 and 3 after 4 iterations of mlp_mnist, dcgan_digits8(_plus, EMA), dcgan_mnist28,
+# dcgan64, sagan64 and with R1 / WGAN-GP (bench/NOTES.md session 5; tests/kernels/test_dense_kernels.py).
+# Read when a graph compiles; set with the kernels on the CPU target unless the user set it.
+LOAD_ELIM_ENV = "MS_DEV_SIDE_EFFECT_LOAD_ELIM"
+LOAD_ELIM_LEVEL = "3"
+
+
+def _copy_elimination(on):
+    if on and LOAD_ELIM_ENV not in os.environ:
+        os.environ[LOAD_ELIM_ENV] = LOAD_ELIM_LEVEL
+        _state["load_elim_set"] = True
+    elif not on and _state.get("load_elim_set"):
+        os.environ.pop(LOAD_ELIM_ENV, None)   # only what configure itself set
+        _state["load_elim_set"] = False
 
 
 def for_layer(layer):
