@@ -8,7 +8,8 @@ of ms_gan at once).
 
 Per variant: median and min wall ms of the iteration as bench/train_throughput.py times it (host noise,
 one fused call, one host copy), the mean process CPU ms per iteration, and PyTorch's median / its median.
-Workers' environment is this process's (MS_GAN_KERNELS etc.); each imports ms_gan from its own tree.
+Workers' environment is this process's (MS_GAN_KERNELS etc.); each imports ms_gan from its own tree. With
+``--threads 1`` all three run on one core (``--cpu``), as a one-thread ``ms-gan train`` does.
 """
 import argparse
 import json
@@ -45,7 +46,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=60)
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="with --threads 1: the one core every worker runs on (default: the last usable core)")
     args = ap.parse_args(argv)
+    pin = None
+    if args.threads == 1:
+        # Same core for all: ms_gan pins a one-thread run inside its affinity, PyTorch would otherwise roam.
+        pin = {args.cpu if args.cpu is not None else sorted(os.sched_getaffinity(0))[-1]}
     variants = {"before": os.path.abspath(args.before), "after": os.path.abspath(args.after), "torch": ROOT}
     procs = {}
     for name, tree in variants.items():
@@ -55,7 +62,7 @@ def main(argv=None):
         procs[name] = subprocess.Popen(
             [sys.executable, "-c", WORKER, tree, ROOT, kind, args.preset, str(args.batch), str(args.threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tree,
-            env=dict(os.environ, PYTHONPATH=tree))
+            env=dict(os.environ, PYTHONPATH=tree), preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
     for name, p in procs.items():
         line = p.stdout.readline().strip()
         if line != "ready":
@@ -76,6 +83,7 @@ def main(argv=None):
         p.wait()
     torch_med = statistics.median(wall["torch"])
     result = {"preset": args.preset, "threads": args.threads, "batch": args.batch, "repeats": args.repeats,
+              "cpu": sorted(pin) if pin else None,
               "loadavg_1min_start_end": load, "variants": {}}
     for name in procs:
         med = statistics.median(wall[name])
