@@ -160,16 +160,16 @@ def for_layer(layer):
     return None if path is None else ops.ConvKernel(path, layer)
 
 
-def for_dense(layer):
-    """A :class:`~ms_gan.kernels.dense.DenseKernel` for a blocks Dense (its activation fused), or None when
-    the layer keeps MindSpore's ops (kernels off or unavailable, float16, an activation they lack)."""
+def for_dense(layer, code, slope=0.0):
+    """A :class:`~ms_gan.kernels.dense.DenseKernel` for a blocks Dense whose activation is ``code`` (see
+    DenseKernel), or None when the layer keeps MindSpore's ops (kernels off or unavailable, no bias, not
+    float32)."""
     from ms_gan.kernels import dense
 
-    code = dense.activation_code(layer.activation if layer.activation_flag else None)
-    if code is None or not layer.has_bias or layer.weight.dtype != _float32():
+    if not layer.has_bias or layer.weight.dtype != _float32():
         return None
     path = library()
-    return None if path is None else dense.DenseKernel(path, *code)
+    return None if path is None else dense.DenseKernel(path, code, slope)
 
 
 def for_batch_norm(layer):

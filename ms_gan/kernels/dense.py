@@ -28,24 +28,9 @@ def _custom(library, func, out_shape, out_dtype, tag, bprop=None):
     return op
 
 
-def activation_code(activation):
-    """(code, slope) the kernels compute for a Dense layer's activation Cell, or None if they cannot:
-    0 none, 1 (leaky) ReLU with ``slope`` (0 = ReLU), 2 tanh (the workarounds Tanh: accurate tanh)."""
-    from ms_gan.nn import workarounds
-
-    if activation is None:
-        return 0, 0.0
-    if isinstance(activation, nn.ReLU):
-        return 1, 0.0
-    if isinstance(activation, workarounds.LeakyReLU) and activation.slope > 0.0:
-        return 1, float(activation.slope)
-    if isinstance(activation, workarounds.Tanh):
-        return 2, 0.0
-    return None
-
-
 class DenseKernel(nn.Cell):
-    """``construct(x, weight, bias)``: ``act(x @ weight^T + bias)`` for 2-d ``x``, gradients on the kernels."""
+    """``construct(x, weight, bias)``: ``act(x @ weight^T + bias)`` for 2-d ``x``, gradients on the kernels.
+    ``code``: 0 no activation, 1 (leaky) ReLU with ``slope`` (0 = ReLU), 2 tanh (accurate, libm)."""
 
     def __init__(self, library, code, slope):
         super().__init__()
