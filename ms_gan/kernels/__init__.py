@@ -4,7 +4,9 @@ MindSpore 2.10's CPU convolutions give oneDNN plain NCHW memory, so oneDNN runs 
 ~80 GFLOP/s on 2 cores; letting it choose blocked layouts (``format_tag::any``) runs its direct kernels
 at PyTorch's ~190 GFLOP/s (bench/NOTES.md, attempts 20+). ``onednn_conv.cc`` is built at first use
 (:mod:`ms_gan.kernels.build`) and the ``ms_gan.nn.blocks`` convolution layers call it through
-:func:`for_layer` in training mode.
+:func:`for_layer` in training mode. ``onednn_matmul.cc`` (same library) serves the MLP preset: Dense +
+activation and BatchNorm1d as one operator each way (:mod:`ms_gan.kernels.dense`, :func:`for_dense`,
+:func:`for_batch_norm`; bench/NOTES.md session 5).
 
 ``MS_GAN_KERNELS``: ``custom`` forces the kernels (an error if they cannot be built), ``native`` forces
 MindSpore's own ops; unset, the kernels serve CPU training when they build (see :data:`DEFAULT`).
