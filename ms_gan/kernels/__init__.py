@@ -4,7 +4,9 @@ MindSpore 2.10's CPU convolutions give oneDNN plain NCHW memory, so oneDNN runs 
 ~80 GFLOP/s on 2 cores; letting it choose blocked layouts (``format_tag::any``) runs its direct kernels
 at PyTorch's ~190 GFLOP/s (bench/NOTES.md, attempts 20+). ``onednn_conv.cc`` is built at first use
 (:mod:`ms_gan.kernels.build`) and the ``ms_gan.nn.blocks`` convolution layers call it through
-:func:`for_layer` in training mode.
+:func:`for_layer` in training mode. ``onednn_matmul.cc`` (same library) serves the MLP preset: Dense +
+activation and BatchNorm1d as one operator each way (:mod:`ms_gan.kernels.dense`, :func:`for_dense`,
+:func:`for_batch_norm`; bench/NOTES.md session 5).
 
 ``MS_GAN_KERNELS``: ``custom`` forces the kernels (an error if they cannot be built), ``native`` forces
 MindSpore's own ops; unset, the kernels serve CPU training when they build (see :data:`DEFAULT`).
@@ -86,12 +88,12 @@ def library():
             raise UserError(f"{ENV}=custom but the CPU kernels are unavailable: {reason.splitlines()[0]}")
         if not _state["said"]:
             _state["said"] = True
-            log.info("ms_gan: convolutions use MindSpore's own ops: %s", reason)
+            log.info("ms_gan: convolutions, Dense and BatchNorm1d layers use MindSpore's own ops: %s", reason)
     return path
 
 
 def fallback_reason():
-    """Why training convolutions run on MindSpore's own ops although the kernels were wanted (unset
+    """Why training's convolutions, Dense and BatchNorm1d layers run on MindSpore's own ops although the kernels were wanted (unset
     ``MS_GAN_KERNELS`` on a CPU target), else None. The trainer puts it in its first log line; nothing
     is printed here, so commands that never train (sample, eval, export: eval mode uses MindSpore's ops)
     and one-line errors stay quiet (a bare warning on stderr broke the one-line error contract)."""
@@ -107,14 +109,16 @@ def set_threads(threads=None):
     _state["threads"] = int(threads)
     if _state["handle"] is not None:
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
+        _state["handle"].MsGanMatMulSetThreads(ctypes.c_int(int(threads)))
 
 
 def use_native(net):
     """Every layer of ``net`` back on MindSpore's own convolutions; returns ``net``. For graphs that
     differentiate a gradient (WGAN-GP, R1): the kernels' ops have first derivatives only."""
     for _, cell in net.cells_and_names():
-        if getattr(cell, "custom_conv", None) is not None:
-            cell.custom_conv = None
+        for attr in ("custom_conv", "custom_dense", "custom_bn"):
+            if getattr(cell, attr, None) is not None:
+                setattr(cell, attr, None)
     return net
 
 
@@ -132,6 +136,28 @@ def configure(target, threads=None):
     _state["target"] = target
     set_threads(threads)
     library()
+    _copy_elimination(target == "CPU" and requested_mode() == "custom")
+
+
+# MindSpore snapshots (TensorMove) every Parameter a compiled graph reads before an in-place update of it
+# (ApplyAdam, Assign) at its default level 1: 52 copies per mlp_mnist iteration, 20% of its kernels then.
+# Level 3 inserts none. In our steps every read of a parameter's old value feeds that update's gradients
+# or precedes it in the side-effect order (the optimizer's updates run in parameter order, input layer
+# first), so no reader can see the new value early: losses and every parameter and optimizer state were
+# bit-identical at level 1 and 3 after 4 iterations of mlp_mnist, dcgan_digits8(_plus, EMA), dcgan_mnist28,
+# dcgan64, sagan64 and with R1 / WGAN-GP (bench/NOTES.md session 5; tests/kernels/test_dense_kernels.py).
+# Read when a graph compiles; set with the kernels on the CPU target unless the user set it.
+LOAD_ELIM_ENV = "MS_DEV_SIDE_EFFECT_LOAD_ELIM"
+LOAD_ELIM_LEVEL = "3"
+
+
+def _copy_elimination(on):
+    if on and LOAD_ELIM_ENV not in os.environ:
+        os.environ[LOAD_ELIM_ENV] = LOAD_ELIM_LEVEL
+        _state["load_elim_set"] = True
+    elif not on and _state.get("load_elim_set"):
+        os.environ.pop(LOAD_ELIM_ENV, None)   # only what configure itself set
+        _state["load_elim_set"] = False
 
 
 def for_layer(layer):
@@ -143,6 +169,34 @@ def for_layer(layer):
         return None
     path = library()
     return None if path is None else ops.ConvKernel(path, layer)
+
+
+def for_dense(layer, code, slope=0.0):
+    """A :class:`~ms_gan.kernels.dense.DenseKernel` for a blocks Dense whose activation is ``code`` (see
+    DenseKernel), or None when the layer keeps MindSpore's ops (kernels off or unavailable, no bias, not
+    float32)."""
+    from ms_gan.kernels import dense
+
+    if not layer.has_bias or layer.weight.dtype != _float32():
+        return None
+    path = library()
+    return None if path is None else dense.DenseKernel(path, code, slope)
+
+
+def for_batch_norm(layer):
+    """A :class:`~ms_gan.kernels.dense.BatchNormKernel` for a BatchNorm1d (training mode), or None."""
+    from ms_gan.kernels import dense
+
+    if layer.gamma.dtype != _float32():
+        return None
+    path = library()
+    return None if path is None else dense.BatchNormKernel(path, float(layer.eps), float(layer.momentum))
+
+
+def _float32():
+    from mindspore import dtype as mstype
+
+    return mstype.float32
 
 
 # quiet_waiter's switch (bench/kernel_iteration.py's "on-busy" variant turns it off for A/B timing).

@@ -1,4 +1,4 @@
-"""Build ``onednn_conv.cc`` into a shared library, once per MindSpore version and source.
+"""Build ``onednn_conv.cc`` and ``onednn_matmul.cc`` into one shared library, once per MindSpore version and source.
 
 The library links the oneDNN that MindSpore ships (``mindspore/lib/libdnnl.so.3``, threadpool runtime)
 and compiles against oneDNN's public headers from PyPI's ``onednn-devel`` (headers only; MindSpore ships
@@ -20,7 +20,8 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("onednn_conv.cc")
+# One library: the convolutions and the matrix products (Dense layers).
+SOURCES = [Path(__file__).with_name(name) for name in ("onednn_conv.cc", "onednn_matmul.cc")]
 LIBRARY_NAME = "libms_gan_kernels.so"
 CXX_FLAGS = ["-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-fvisibility=hidden"]
 _RUNTIME_LINES = {
@@ -108,7 +109,8 @@ def build_key(headers):
     except importlib.metadata.PackageNotFoundError:
         ms_version = "unknown"
     digest = hashlib.sha256()
-    digest.update(SOURCE.read_bytes())
+    for source in SOURCES:
+        digest.update(source.read_bytes())
     digest.update(" ".join(CXX_FLAGS).encode())
     digest.update((headers / "oneapi" / "dnnl" / "dnnl_version.h").read_bytes())
     return f"mindspore-{ms_version}-{digest.hexdigest()[:16]}"
@@ -129,7 +131,7 @@ def library_path():
         config = work / "include" / "oneapi" / "dnnl" / "dnnl_config.h"
         config.parent.mkdir(parents=True)
         config.write_text(threadpool_config(headers))
-        cmd = [cxx, *CXX_FLAGS, f"-I{work / 'include'}", f"-I{headers}", str(SOURCE),
+        cmd = [cxx, *CXX_FLAGS, f"-I{work / 'include'}", f"-I{headers}", *map(str, SOURCES),
                "-o", str(work / LIBRARY_NAME),  f"-L{lib_dir}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:

@@ -15,9 +15,41 @@ need a workaround (LeakyReLU, Tanh) from there directly.
 """
 from mindspore import nn
 
-from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose
+from ms_gan import kernels
+from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose, LeakyReLU, Tanh
 
-__all__ = ["conv", "conv_t", "batch_norm", "upsample2x"]
+__all__ = ["conv", "conv_t", "batch_norm", "upsample2x", "Dense"]
+
+
+class Dense(nn.Dense):
+    """``nn.Dense`` (same parameters, names and math) whose matrix product, bias and activation run as one
+    :mod:`ms_gan.kernels` operator in training mode on CPU (``custom_dense``; None: MindSpore's MatMul,
+    BiasAdd and the activation Cell). ``activation``: None, ``nn.ReLU()``, a workarounds ``LeakyReLU`` or
+    ``Tanh`` on the kernels; any other Cell keeps MindSpore's ops. Fewer, faster kernels for the MLP preset
+    (bench/NOTES.md, session 5)."""
+
+    def __init__(self, in_channels, out_channels, activation=None):
+        super().__init__(in_channels, out_channels, activation=activation)
+        code = _kernel_activation(activation)
+        self.custom_dense = None if code is None else kernels.for_dense(self, *code)
+
+    def construct(self, x):
+        if self.training and self.custom_dense is not None and x.ndim == 2:
+            return self.custom_dense(x, self.weight, self.bias)
+        return super().construct(x)
+
+
+def _kernel_activation(activation):
+    """(code, slope) of ``activation`` for the kernels' Dense op, or None if they lack it."""
+    if activation is None:
+        return 0, 0.0
+    if isinstance(activation, nn.ReLU):
+        return 1, 0.0
+    if isinstance(activation, LeakyReLU) and activation.slope > 0.0:
+        return 1, float(activation.slope)
+    if isinstance(activation, Tanh):
+        return 2, 0.0
+    return None
 
 
 def _pad_args(padding):

@@ -309,7 +309,7 @@ class Trainer:
         if self.sink is not None:
             self.sink.start(step)
         fallback = kernels.fallback_reason()   # said once, in the first line
-        convs = f"; convolutions: MindSpore's own ops, {fallback}" if fallback else ""
+        convs = f"; layers: MindSpore's own ops, {fallback}" if fallback else ""
         if params_meta is not None:
             run.log(f"resuming from {self.ckpt_path} at epoch {epoch + 1}, step {step}{convs}")
         else:

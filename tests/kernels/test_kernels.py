@@ -262,14 +262,16 @@ def test_native_when_unavailable_says_so_once(tmp_path):
     """No compiler and no forcing: the layers use MindSpore's ops and the log says it once."""
     code = ("import sys, logging; sys.path.insert(0, %r); logging.basicConfig(level=logging.INFO); "
             "import ms_gan; from ms_gan import device; device.setup('CPU'); "
-            "from ms_gan.nn import blocks; a = blocks.conv(1, 4, 3); b = blocks.conv_t(4, 1, 3); "
-            "print(a.custom_conv is None and b.custom_conv is None)" % ROOT)
+            "from ms_gan.nn import blocks; from ms_gan.models import mlp; a = blocks.conv(1, 4, 3); "
+            "b = blocks.conv_t(4, 1, 3); c = blocks.Dense(3, 2); d = mlp.BatchNorm1d(4); "
+            "print(a.custom_conv is None and b.custom_conv is None and c.custom_dense is None and d.custom_bn is None)"
+            % ROOT)
     env = dict(os.environ, CXX="no-such-compiler-ms-gan", MS_GAN_CACHE=str(tmp_path))
     env.pop("MS_GAN_KERNELS", None)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("True")
-    assert done.stderr.count("convolutions use MindSpore's own ops") == 1, done.stderr
+    assert done.stderr.count("layers use MindSpore's own ops") == 1, done.stderr
 
 
 def test_without_compiler_training_says_it_in_its_first_line_and_errors_stay_one_line(tmp_path):
@@ -282,9 +284,9 @@ def test_without_compiler_training_says_it_in_its_first_line_and_errors_stay_one
     assert result.returncode == 0, result.stderr
     with open(out / "log.txt") as f:
         log = f.read()
-    assert log.count("convolutions: MindSpore's own ops, no C++ compiler (no-such-compiler-ms-gan)") == 1, log
+    assert log.count("layers: MindSpore's own ops, no C++ compiler (no-such-compiler-ms-gan)") == 1, log
     assert log.splitlines()[0].split(" ", 2)[2].startswith("training dcgan_digits8"), log
-    assert result.stdout.count("convolutions: MindSpore's own ops") == 1, result.stdout
+    assert result.stdout.count("layers: MindSpore's own ops") == 1, result.stdout
     assert result.stderr.strip() == "", result.stderr
     missing = run_cli("eval", "--ckpt", tmp_path / "missing.ckpt", "--n", "50", env=env)
     assert_user_error(missing, "missing.ckpt", "does not exist")
