@@ -148,6 +148,8 @@ def test_refusals_are_one_line(tmp_path, run):
     assert not os.path.exists(out)
     assert_user_error(_train(out, preset="mlp_mnist"), "mlp_mnist", "no class-conditional form")
     assert not os.path.exists(out)
+    assert_user_error(_train(out, "--mode-seeking", "-1"), "--mode-seeking must be >= 0")
+    assert not os.path.exists(out)
     png = str(tmp_path / "x.png")
     assert_user_error(run_cli("sample", "--ckpt", SHIPPED, "--class", "3", "--out", png),
                       "not a class-conditional model")
