@@ -27,6 +27,8 @@ OVERRIDE_FLAGS = (
     ("--r1-every", "r1_every", common.positive_int, "lazy R1: every K iterations, scaled by K"),
     ("--n-critic", "n_critic", common.positive_int, "D updates per G update"),
     ("--diffaugment", "diffaugment", str, "DiffAugment policies: a subset of color,translation,cutout"),
+    ("--mode-seeking", "mode_seeking", common.any_float,
+     "MSGAN mode-seeking weight: G is rewarded for images that differ as their noises do (0: off)"),
 )
 
 

@@ -517,8 +517,12 @@ class Recipe:
         for token in self.p.steps:
             z = None if token == "d_real" else torch.as_tensor(np.asarray(noises.pop(0)))
             if token == "g":
-                d_out = self._d(primary(self._g(z, y_g)), y_g)
-                loss = self.g_term(d_out)
+                fake = primary(self._g(z, y_g))
+                loss = self.g_term(self._d(fake, y_g))
+                if self.p.mode_seeking:   # MSGAN: pairs (i, i + n/2) of G's batch (ms_gan.train.steps)
+                    h = z.shape[0] // 2
+                    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+                    loss = loss + self.p.mode_seeking / (ratio + 1e-5)
                 self.opt_g.zero_grad()
                 loss.backward()
                 self.opt_g.step()

@@ -130,6 +130,14 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         return total
 
     zero = ms.Tensor(0.0, ms.float32)
+    mode_seeking = float(preset.mode_seeking)
+
+    def diversity_loss(fake, z):
+        """MSGAN's 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5) over the pairs (i, i + n/2) of G's batch
+        (a conditional model draws the pairs' labels equal: :func:`ms_gan.train.trainer.class_draws`)."""
+        h = z.shape[0] // 2
+        ratio = ops.mean(ops.abs(fake[:h] - fake[h:2 * h])) / ops.mean(ops.abs(z[:h] - z[h:2 * h]))
+        return 1.0 / (ratio + 1e-5)
 
     def d_both_forward(real, fake, r1_now=True, draws_real=None, draws_fake=None, y_real=None, y_fake=None):
         out_real = judge(real, draws_real, y_real)
@@ -152,7 +160,10 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
         return total, (zero, loss_fake, zero, acc_below(out_fake))
 
     def g_forward(z, draws=None, y=None):
-        out = judge(make(z, y), draws, y)
+        fake = make(z, y)
+        out = judge(fake, draws, y)
+        if mode_seeking:
+            return loss.g(out) + mode_seeking * diversity_loss(fake, z), acc_above(out)
         return loss.g(out), acc_above(out)
 
     d_both_grad = ms.value_and_grad(d_both_forward, None, opt_d.params, has_aux=True)

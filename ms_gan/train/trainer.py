@@ -70,7 +70,12 @@ def class_draws(rng, batch, preset, n_fake):
         return None
     k = int(preset.num_classes)
     fake = rng.integers(0, k, (max(n_fake, 1), batch)).astype(np.int32)
-    g = rng.integers(0, k, batch * preset.g_batch_mult).astype(np.int32)
+    n_g = batch * preset.g_batch_mult
+    if preset.mode_seeking:   # MSGAN's pairs (i, i + n/2) share their class
+        half = rng.integers(0, k, n_g // 2)
+        g = np.concatenate([half, half, rng.integers(0, k, n_g - 2 * (n_g // 2))]).astype(np.int32)
+    else:
+        g = rng.integers(0, k, n_g).astype(np.int32)
     return ms.Tensor(fake), ms.Tensor(g)
 
 

@@ -102,6 +102,35 @@ def test_resume_is_bit_identical_with_conditional(run, tmp_path):
 
 
 @pytest.mark.slow
+def test_cdcgan_digits8_with_mode_seeking_and_ema_resumes_bit_identically(tmp_path):
+    """The preset itself (mode-seeking term, EMA of G): an interrupted run resumes to the same losses and
+    the same weights, EMA included, as the uninterrupted one."""
+    from ms_gan import checkpoint as ckpt_io
+    from ms_gan import presets
+
+    p = presets.get("cdcgan_digits8")
+    assert p.conditional and p.mode_seeking == 1.0 and p.ema == 0.999
+
+    def train(out, *extra):
+        r = run_cli("train", "--preset", "cdcgan_digits8", "--out", out, "--batch-size", "8", "--log-every", "1",
+                    "--no-progress", *extra)
+        assert r.returncode == 0, r.stderr
+
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    train(full, "--max-steps", "4")
+    train(part, "--max-steps", "2")
+    train(part, "--max-steps", "4", "--resume")
+    steps = [[(s["step"], s["d_loss"], s["g_loss"]) for s in read_jsonl(os.path.join(out, "stats.jsonl"))
+              if s["kind"] == "step"] for out in (full, part)]
+    assert len(steps[0]) == 4 and steps[0] == steps[1]
+    a, _ = ckpt_io.load(os.path.join(full, "checkpoints", "latest.ckpt"))
+    b, _ = ckpt_io.load(os.path.join(part, "checkpoints", "latest.ckpt"))
+    assert a.keys() == b.keys() and any("ema" in k for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=k)
+
+
+@pytest.mark.slow
 def test_mnist_idx_labels_train_a_conditional_mnist28(tmp_path):
     _, labels = write_mnist(str(tmp_path / "mnist"), n_train=32)
     out = str(tmp_path / "run")
@@ -118,6 +147,8 @@ def test_refusals_are_one_line(tmp_path, run):
     assert_user_error(_train(out, data=str(tmp_path / "x.npy")), "--conditional needs class labels")
     assert not os.path.exists(out)
     assert_user_error(_train(out, preset="mlp_mnist"), "mlp_mnist", "no class-conditional form")
+    assert not os.path.exists(out)
+    assert_user_error(_train(out, "--mode-seeking", "-1"), "--mode-seeking must be >= 0")
     assert not os.path.exists(out)
     png = str(tmp_path / "x.png")
     assert_user_error(run_cli("sample", "--ckpt", SHIPPED, "--class", "3", "--out", png),

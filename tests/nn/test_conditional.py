@@ -132,3 +132,52 @@ def test_conditional_checkpoint_converts_to_pytorch_and_back_bit_for_bit(tmp_pat
         assert all(torch.equal(got[k], ref[k]) for k in ref)
     assert "bn1.class_scale" in back["G"] and "projection.weight" in back["D"]
     assert not any(k.startswith("bn1.norm.weight") for k in back["G"])   # the inner BN has no affine
+
+
+# ---------------------------------------------------------------------------- mode seeking (MSGAN)
+
+
+def test_mode_seeking_pairs_of_g_batch_share_their_class():
+    from ms_gan.train.trainer import class_draws
+
+    on = presets.override(presets.get("cdcgan_digits8"), mode_seeking=1.0, g_batch_mult=1)
+    off = presets.override(on, mode_seeking=0.0)
+    for batch in (16, 5):   # even and odd G batches: pairs (i, i + n // 2), the odd one out drawn alone
+        fake, g = (t.asnumpy() for t in class_draws(np.random.default_rng(3), batch, on, 2))
+        h = batch // 2
+        assert fake.shape == (2, batch) and g.shape == (batch,)
+        np.testing.assert_array_equal(g[:h], g[h:2 * h])
+    _, g = class_draws(np.random.default_rng(3), 16, off, 2)
+    assert not np.array_equal(g.asnumpy()[:8], g.asnumpy()[8:])   # without it the labels are independent
+    with pytest.raises(UserError, match="--mode-seeking"):
+        presets.override(on, mode_seeking=-1.0)
+
+
+def test_mode_seeking_iteration_matches_pytorch_and_adds_the_msgan_term():
+    """One cdcgan_digits8 iteration with and without the mode-seeking term against the torch Recipe;
+    the G losses differ by exactly 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5), computed in NumPy."""
+    torch = pytest.importorskip("torch")
+    from ms_gan.reference import harness as h
+    from ms_gan.reference import torch_models as tm
+
+    g_losses = {}
+    for weight in (0.0, 1.0):
+        p = presets.override(presets.get("cdcgan_digits8"), mode_seeking=weight)
+        tG, tD = h.torch_pair(p, seed=3)
+        G, D = h.ms_pair(p, tG, tD)
+        steps, _, _ = h.ms_training(p, G, D)
+        real, zs = h.batch(p, 8, seed=4)
+        classes = h.class_plan(p, len(real), seed=4)
+        with torch.no_grad():   # G's fakes in the G update: G has not moved yet (it updates last)
+            fake = tG(torch.from_numpy(np.asarray(zs[-1])), torch.as_tensor(classes[2], dtype=torch.long)).numpy()
+        rec = tm.Recipe(p, tG, tD)
+        t_losses = rec.iteration(torch.from_numpy(real), zs, classes)
+        m_losses = h.ms_iteration(p, steps, real, zs, classes)
+        for t, m in zip(t_losses, m_losses):
+            np.testing.assert_allclose(m[1:], t[1:], rtol=1e-5, atol=1e-6)
+        assert h.update_diff(p, G, "G", tG, rec.opt_g)["max_conditioned"] < 1e-4
+        g_losses[weight] = m_losses[-1][1]
+    z = np.asarray(zs[-1], np.float64)
+    n = len(z) // 2
+    ratio = np.abs(fake[:n] - fake[n:2 * n]).mean() / np.abs(z[:n] - z[n:2 * n]).mean()
+    np.testing.assert_allclose(g_losses[1.0] - g_losses[0.0], 1.0 / (ratio + 1e-5), rtol=1e-4)
