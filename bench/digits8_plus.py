@@ -93,13 +93,14 @@ def side_by_side(run, partners):
     """Seconds per epoch of ``run`` over those of runs that trained at the same time (wall clock).
 
     Each partner is a run of the same cost per epoch as dcgan_digits8 (SAME_COST): over the window in
-    which both trained (epoch 1, with graph compilation, left out), the mean epoch time of ``run`` over the
-    partner's; the ratio is the mean of these weighted by the window's length. Two runs side by side share
+    which both trained (epochs 1 and 2 left out: they compile graphs, R1's lazy step ~100 s into epoch 2),
+    the median epoch time of ``run`` over the partner's; the
+    ratio is the mean of these weighted by the window's length. Two runs side by side share
     the machine's load, which is what makes their times comparable on a loaded machine. Returns
     (ratio, seconds of overlap) or None when no partner overlapped 10 epochs or more.
     """
     def spans(r):
-        return [(x["wall_time"] - x["epoch_seconds"], x["wall_time"]) for x in epoch_records(r)[1:]]
+        return [(x["wall_time"] - x["epoch_seconds"], x["wall_time"]) for x in epoch_records(r)[2:]]
 
     mine, total, weighted = spans(run), 0.0, 0.0
     for other in partners:
@@ -111,7 +112,7 @@ def side_by_side(run, partners):
         o = [e - b for b, e in theirs if b >= lo and e <= hi]
         if len(a) >= 10 and len(o) >= 10:
             total += hi - lo
-            weighted += (hi - lo) * statistics.mean(a) / statistics.mean(o)
+            weighted += (hi - lo) * statistics.median(a) / statistics.median(o)
     return (weighted / total, total) if total else None
 
 
