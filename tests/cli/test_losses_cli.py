@@ -41,6 +41,7 @@ SWEEP = [
     ("mlp_mnist", "mnist", ("--loss", "hinge", "--diffaugment", "translation", "--mode", "pynative"), 1, 2),
     ("dcgan_mnist28", "mnist", ("--loss", "hinge", "--r1", "1", "--diffaugment", "cutout"), 1, 2),
     ("dcgan_mnist28", "mnist", ("--loss", "ns", "--diffaugment", "color"), 1, 2),
+    ("dcgan_mnist28", "mnist", ("--loss", "lsgan", "--mode", "pynative"), 1, 2),   # every loss in both modes
     ("dcgan64", "folder64", ("--loss", "wasserstein", "--gp", "10", "--n-critic", "2"), 1, 1),
     ("sagan64", "folder64", ("--gp", "10", "--r1", "1", "--diffaugment", AUG), 1, 1),
     ("dcgan128_rgb", "rgb", ("--loss", "lsgan", "--diffaugment", AUG), 2, 1),
