@@ -15,7 +15,9 @@ from tests.helpers import read_jsonl
 # judge reals), in both modes (PyNative compiles the penalty's input gradient:
 # ms_gan.nn.workarounds.compiled_in_pynative). (preset, data, flags, D updates per iteration). The sigmoid-D
 # presets need a logit loss; dcgan128_rgb (BatchNorm in D) is refused below. One run takes both penalties
-# (the parity tests check each on its own): 18 runs took 20-100 s each at load 16-19 on 2 cores.
+# (the parity tests check each on its own): 18 runs took 20-100 s each at load 16-19 on 2 cores; conditional
+# sagan64 (the slowest, ~100 s) left out for the suite's time: conditional penalties run here on dcgan_mnist28 and
+# cdcgan_digits8 and match PyTorch in both modes for conditional dcgan_digits8 and dcgan64 (test_penalties.py).
 PENALIZED = [
     ("mlp_mnist", "mnist", ("--loss", "wasserstein"), 1),
     ("dcgan_digits8", "builtin", ("--loss", "bce_logits"), 2),
@@ -25,7 +27,6 @@ PENALIZED = [
     ("dcgan_mnist28", "mnist", ("--conditional",), 1),
     ("dcgan64", "folder64", (), 1),
     ("sagan64", "folder64", (), 1),
-    ("sagan64", "folder64", ("--conditional",), 1),
 ]
 
 
