@@ -295,6 +295,21 @@ MS_GAN_EXPORT int MsGanDenseBackwardWeights(int nparam, void **params, int *ndim
   });
 }
 
+// Per-column mean of x (N, C) and the sum of squared deviations from it, for both BatchNorm passes (the
+// backward recomputes them from x rather than keeping them from the forward).
+static void batch_moments(const float *x, int64_t n, int64_t c, std::vector<float> &mean, std::vector<float> &sq) {
+  mean.assign(c, 0.f);
+  sq.assign(c, 0.f);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < c; j++) mean[j] += x[i * c + j];
+  for (int64_t j = 0; j < c; j++) mean[j] /= static_cast<float>(n);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < c; j++) {
+      const float d = x[i * c + j] - mean[j];
+      sq[j] += d * d;
+    }
+}
+
 // BatchNorm1d in training mode, MindSpore's momentum convention (momentum = the batch term's weight):
 // (x (N, C), gamma, beta, moving_mean, moving_var (C), bspec [eps, momentum]) ->
 //   (y (N, C), new moving_mean, new moving_var (C)); bspec [eps, momentum, 1 - momentum]; y = (x - mean) * (gamma / sqrt(var + eps)) + beta with
@@ -316,16 +331,7 @@ MS_GAN_EXPORT int MsGanBatchNormForward(int nparam, void **params, int *ndims, i
   const float unbias = static_cast<float>(static_cast<double>(n) / (static_cast<double>(n) - 1.0));
   return guarded([&](State &s) {
     static thread_local std::vector<float> mean, scale;
-    mean.assign(c, 0.f);
-    scale.assign(c, 0.f);
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < c; j++) mean[j] += x[i * c + j];
-    for (int64_t j = 0; j < c; j++) mean[j] /= static_cast<float>(n);
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < c; j++) {
-        const float d = x[i * c + j] - mean[j];
-        scale[j] += d * d;
-      }
+    batch_moments(x, n, c, mean, scale);   // scale holds the summed squared deviations until below
     for (int64_t j = 0; j < c; j++) {
       const float var = scale[j] / static_cast<float>(n);
       new_mm[j] = keep * mm[j] + momentum * mean[j];
@@ -353,16 +359,7 @@ MS_GAN_EXPORT int MsGanBatchNormBackward(int nparam, void **params, int *ndims, 
   const float eps = spec[0];
   return guarded([&](State &s) {
     static thread_local std::vector<float> mean, rstd;
-    mean.assign(c, 0.f);
-    rstd.assign(c, 0.f);
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < c; j++) mean[j] += x[i * c + j];
-    for (int64_t j = 0; j < c; j++) mean[j] /= static_cast<float>(n);
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < c; j++) {
-        const float d = x[i * c + j] - mean[j];
-        rstd[j] += d * d;
-      }
+    batch_moments(x, n, c, mean, rstd);    // rstd holds the summed squared deviations until below
     for (int64_t j = 0; j < c; j++) {
       rstd[j] = 1.f / std::sqrt(rstd[j] / static_cast<float>(n) + eps);
       dgamma[j] = 0.f;
