@@ -8,6 +8,7 @@ import pytest
 
 from ms_gan import kernels
 from ms_gan.kernels import build
+from tests.kernels.test_kernels import _rel, _with_kernels   # the conv kernels' tests' helpers
 
 torch = pytest.importorskip("torch")
 
@@ -26,23 +27,6 @@ def mode(request):
 
     device.setup("CPU", mode="graph")
     return request.param
-
-
-def _with_kernels(mode, fn, *args):
-    old = os.environ.get(kernels.ENV)
-    os.environ[kernels.ENV] = mode
-    try:
-        return fn(*args)
-    finally:
-        if old is None:
-            os.environ.pop(kernels.ENV)
-        else:
-            os.environ[kernels.ENV] = old
-
-
-def _rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
 def _grads(net, x, dy, mode):
