@@ -14,7 +14,10 @@
 //   MsGanConvBackwardWeights(src, diff_dst, spec) -> diff_weights
 // Shapes come from MindSpore's (ndims, shapes) arguments, so the output tensor's shape fixes the
 // dimensions an op cannot infer (diff_src's H, W; diff_weights' KH, KW).
-// Primitives, reorders and blocked buffers are cached per shape; reorders from/to NCHW happen inside.
+// Primitives and reorders are cached per shape; reorders from/to NCHW happen inside. The blocked buffers
+// and scratchpads of every cached operation share one arena: one convolution runs at a time (State's
+// lock), and per-operation buffers took dcgan128_rgb's peak RSS from 3.3 to 7.2 GB (bench/NOTES.md).
+#include <cstdlib>
 #include <omp.h>
 
 #include <cstdint>
@@ -24,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -66,12 +70,45 @@ struct Arg {
   memory::desc plain, chosen;
   bool output;
   std::unique_ptr<dnnl::reorder> reorder;
-  memory buffer;  // in the chosen layout, when it differs from plain
+  memory buffer;  // in the chosen layout, when it differs from plain; its data lives in the arena
+  size_t offset = 0;  // of the buffer in the arena
 };
 
 struct Op {
   dnnl::primitive prim;
   std::vector<Arg> args;  // in the order of the custom op's tensors: inputs..., output
+  memory scratchpad;      // the primitive's scratchpad (user mode), in the arena after the buffers
+  size_t scratchpad_offset = 0;
+  size_t arena_bytes = 0;  // the arena this operation needs: its buffers, then its scratchpad
+};
+
+// Memory shared by every cached operation's blocked buffers and scratchpad, grown to the largest need.
+class Arena {
+ public:
+  ~Arena() { std::free(data_); }
+  char *reserve(size_t bytes) {
+    if (bytes > size_) {
+      std::free(data_);
+      data_ = static_cast<char *>(std::aligned_alloc(kAlign, round_up(bytes)));
+      if (data_ == nullptr) {
+        size_ = 0;
+        throw std::bad_alloc();
+      }
+      size_ = round_up(bytes);
+    }
+    return data_;
+  }
+  void release() {
+    std::free(data_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  static size_t round_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+  static constexpr size_t kAlign = 4096;  // page-aligned: every buffer starts on a fresh page
+
+ private:
+  char *data_ = nullptr;
+  size_t size_ = 0;
 };
 
 struct State {
@@ -80,6 +117,7 @@ struct State {
   OmpPool pool;
   dnnl::stream stream;
   std::map<std::string, std::unique_ptr<Op>> cache;
+  Arena arena;
   bool plain_thin = true;
   State() { stream = dnnl::threadpool_interop::make_stream(engine, &pool); }
 };
@@ -105,7 +143,9 @@ void add_arg(Op &op, const dnnl::engine &eng, int dnnl_arg, const memory::desc &
              const memory::desc &chosen, bool output) {
   Arg a{dnnl_arg, plain, chosen, output, nullptr, memory()};
   if (chosen != plain) {
-    a.buffer = memory(chosen, eng);
+    a.buffer = memory(chosen, eng, DNNL_MEMORY_NONE);
+    a.offset = op.arena_bytes;
+    op.arena_bytes += Arena::round_up(chosen.get_size());
     a.reorder = output ? std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(eng, chosen, eng, plain))
                        : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(eng, plain, eng, chosen));
   }
@@ -120,28 +160,39 @@ std::unique_ptr<Op> make_op(Kind kind, const Geometry &g, const dnnl::engine &en
   bool thin = plain_thin && (g.src[1] == 1 || g.dst[1] == 1);
   auto pick = [&](const memory::desc &plain, const memory::dims &d) { return thin ? plain : any4(d); };
   auto src_a = pick(src_p, g.src), w_a = pick(w_p, g.weights), dst_a = pick(dst_p, g.dst);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::convolution_forward::primitive_desc fwd(eng, dnnl::prop_kind::forward_training, alg, src_a, w_a,
-                                                dst_a, g.strides, g.pad_l, g.pad_r);
+                                                dst_a, g.strides, g.pad_l, g.pad_r, attr);
   auto op = std::make_unique<Op>();
+  memory::desc scratchpad;
   if (kind == kForward) {
     op->prim = dnnl::convolution_forward(fwd);
+    scratchpad = fwd.scratchpad_desc();
     add_arg(*op, eng, DNNL_ARG_SRC, src_p, fwd.src_desc(), false);
     add_arg(*op, eng, DNNL_ARG_WEIGHTS, w_p, fwd.weights_desc(), false);
     add_arg(*op, eng, DNNL_ARG_DST, dst_p, fwd.dst_desc(), true);
   } else if (kind == kBackwardData) {
     dnnl::convolution_backward_data::primitive_desc bwd(eng, alg, src_a, w_a, dst_a, g.strides, g.pad_l,
-                                                        g.pad_r, fwd);
+                                                        g.pad_r, fwd, attr);
     op->prim = dnnl::convolution_backward_data(bwd);
+    scratchpad = bwd.scratchpad_desc();
     add_arg(*op, eng, DNNL_ARG_DIFF_DST, dst_p, bwd.diff_dst_desc(), false);
     add_arg(*op, eng, DNNL_ARG_WEIGHTS, w_p, bwd.weights_desc(), false);
     add_arg(*op, eng, DNNL_ARG_DIFF_SRC, src_p, bwd.diff_src_desc(), true);
   } else {
     dnnl::convolution_backward_weights::primitive_desc bwd(eng, alg, src_a, w_a, dst_a, g.strides, g.pad_l,
-                                                           g.pad_r, fwd);
+                                                           g.pad_r, fwd, attr);
     op->prim = dnnl::convolution_backward_weights(bwd);
+    scratchpad = bwd.scratchpad_desc();
     add_arg(*op, eng, DNNL_ARG_SRC, src_p, bwd.src_desc(), false);
     add_arg(*op, eng, DNNL_ARG_DIFF_DST, dst_p, bwd.diff_dst_desc(), false);
     add_arg(*op, eng, DNNL_ARG_DIFF_WEIGHTS, w_p, bwd.diff_weights_desc(), true);
+  }
+  if (scratchpad.get_size() > 0) {
+    op->scratchpad = memory(scratchpad, eng, DNNL_MEMORY_NONE);
+    op->scratchpad_offset = op->arena_bytes;
+    op->arena_bytes += Arena::round_up(scratchpad.get_size());
   }
   return op;
 }
@@ -201,7 +252,12 @@ int run(Kind kind, int nparam, void **params, int *ndims, int64_t **shapes, cons
     auto it = s.cache.find(key);
     if (it == s.cache.end()) it = s.cache.emplace(key, make_op(kind, g, s.engine, s.plain_thin)).first;
     Op &op = *it->second;
+    char *arena = s.arena.reserve(op.arena_bytes);
     std::unordered_map<int, memory> exec_args;
+    if (op.scratchpad) {
+      op.scratchpad.set_data_handle(arena + op.scratchpad_offset);
+      exec_args.insert({DNNL_ARG_SCRATCHPAD, op.scratchpad});
+    }
     std::vector<std::pair<size_t, memory>> outputs;
     void *tensor_ptr[3] = {params[0], params[1], params[out]};
     for (size_t i = 0; i < op.args.size(); i++) {
@@ -211,6 +267,7 @@ int run(Kind kind, int nparam, void **params, int *ndims, int64_t **shapes, cons
         exec_args.insert({arg.dnnl_arg, user});
         continue;
       }
+      arg.buffer.set_data_handle(arena + arg.offset);
       if (!arg.output) arg.reorder->execute(s.stream, user, arg.buffer);
       else outputs.emplace_back(i, user);
       exec_args.insert({arg.dnnl_arg, arg.buffer});
@@ -262,6 +319,7 @@ MS_GAN_EXPORT void MsGanKernelsSetPlainThin(int on) {
   std::lock_guard<std::mutex> guard(s.lock);
   s.plain_thin = on != 0;
   s.cache.clear();
+  s.arena.release();
 }
 
 // Operations cached so far (tests check that shapes are cached, not rebuilt).
