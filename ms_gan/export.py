@@ -109,6 +109,7 @@ def _export_swaps(onnx):
 
     swaps = {
         nn.Upsample: nearest2x,     # see Nearest2x
+        workarounds.Upsample2x: lambda cell: nearest2x(cell.resize),
         nn.ZeroPad2d: zero_pad,     # see ZeroPad
         # Same function; ours only changes the backward, MindSpore's is two kernels with ONNX converters.
         workarounds.LeakyReLU: lambda cell: nn.LeakyReLU(cell.slope),

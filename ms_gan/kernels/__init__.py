@@ -10,7 +10,8 @@ activation and BatchNorm1d as one operator each way (:mod:`ms_gan.kernels.dense`
 
 ``MS_GAN_KERNELS``: ``custom`` forces the kernels (an error if they cannot be built), ``native`` forces
 MindSpore's own ops; unset, the kernels serve CPU training when they build (see :data:`DEFAULT`).
-Eval mode (sampling, export) always uses MindSpore's ops, so exported graphs hold no custom op.
+Eval mode (sampling, evaluation, export) uses MindSpore's ops, so exported graphs hold no custom op; only
+the trainer's own G opts in (:func:`use_in_eval`).
 """
 import ctypes
 import functools
@@ -110,13 +111,14 @@ def set_threads(threads=None):
     if _state["handle"] is not None:
         _state["handle"].MsGanKernelsSetThreads(ctypes.c_int(int(threads)))
         _state["handle"].MsGanMatMulSetThreads(ctypes.c_int(int(threads)))
+        _state["handle"].MsGanNearestSetThreads(ctypes.c_int(int(threads)))
 
 
 def use_native(net):
     """Every layer of ``net`` back on MindSpore's own convolutions; returns ``net``. For graphs that
     differentiate a gradient (WGAN-GP, R1): the kernels' ops have first derivatives only."""
     for _, cell in net.cells_and_names():
-        for attr in ("custom_conv", "custom_dense", "custom_bn"):
+        for attr in ("custom_conv", "custom_dense", "custom_bn", "custom_upsample"):
             if getattr(cell, attr, None) is not None:
                 setattr(cell, attr, None)
     return net
@@ -169,6 +171,31 @@ def for_layer(layer):
         return None
     path = library()
     return None if path is None else ops.ConvKernel(path, layer)
+
+
+def use_in_eval(net):
+    """Let ``net``'s kernel-backed convolutions use the kernels in eval mode too; returns how many.
+
+    For a network that lives only inside a training run (the trainer's G: recipes that make D's fakes in
+    eval mode, sample grids): dcgan128_rgb's eval-mode fakes took ~1.6 s of its ~12.7 s iteration on
+    MindSpore's plain-NCHW convolutions (bench/NOTES.md, session 6). Networks built for export, sampling
+    and evaluation keep MindSpore's ops, so exported graphs hold no custom op.
+    """
+    count = 0
+    for _, cell in net.cells_and_names():
+        if any(getattr(cell, attr, None) is not None for attr in ("custom_conv", "custom_upsample")):
+            cell.kernels_in_eval = True
+            count += 1
+    return count
+
+
+def for_upsample():
+    """A :class:`~ms_gan.kernels.ops.Nearest2xKernel` (nearest 2x upsampling and its gradient), or None when
+    MindSpore's ResizeNearestNeighborV2 serves (kernels off or unavailable)."""
+    from ms_gan.kernels import ops
+
+    path = library()
+    return None if path is None else ops.Nearest2xKernel(path)
 
 
 def for_dense(layer, code, slope=0.0):

@@ -1,4 +1,4 @@
-"""Build ``onednn_conv.cc`` and ``onednn_matmul.cc`` into one shared library, once per MindSpore version and source.
+"""Build ``onednn_conv.cc``, ``onednn_matmul.cc`` and ``nearest.cc`` into one shared library, once per MindSpore version and source.
 
 The library links the oneDNN that MindSpore ships (``mindspore/lib/libdnnl.so.3``, threadpool runtime)
 and compiles against oneDNN's public headers from PyPI's ``onednn-devel`` (headers only; MindSpore ships
@@ -20,8 +20,8 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-# One library: the convolutions and the matrix products (Dense layers).
-SOURCES = [Path(__file__).with_name(name) for name in ("onednn_conv.cc", "onednn_matmul.cc")]
+# One library: the convolutions, the matrix products (Dense layers) and nearest 2x upsampling.
+SOURCES = [Path(__file__).with_name(name) for name in ("onednn_conv.cc", "onednn_matmul.cc", "nearest.cc")]
 LIBRARY_NAME = "libms_gan_kernels.so"
 CXX_FLAGS = ["-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-fvisibility=hidden"]
 _RUNTIME_LINES = {

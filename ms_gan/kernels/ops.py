@@ -115,3 +115,27 @@ class ConvKernel(nn.Cell):
 
     def construct(self, x, weight):
         return self.op(x, weight, self.spec)
+
+
+class Nearest2xKernel(nn.Cell):
+    """``construct(x)``: nearest-neighbour 2x upsampling of (N, C, H, W) float32 ``x``, gradient on the kernels
+    too (``nearest.cc``: each 2x2 block summed in MindSpore's order, so both passes equal its own ops')."""
+
+    def __init__(self, library):
+        super().__init__()
+
+        def doubled(x):
+            return [x[0], x[1], 2 * x[2], 2 * x[3]]
+
+        def like(_dy, ref):
+            return ref
+
+        grad = _custom(library, "MsGanNearest2xGrad", like, "nearest2x")
+
+        def bprop(x, out, dout):
+            return (grad(dout, x),)
+
+        self.op = _custom(library, "MsGanNearest2x", doubled, "nearest2x", bprop)
+
+    def construct(self, x):
+        return self.op(x)

@@ -16,7 +16,7 @@ need a workaround (LeakyReLU, Tanh) from there directly.
 from mindspore import nn
 
 from ms_gan import kernels
-from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose, LeakyReLU, Tanh
+from ms_gan.nn.workarounds import BatchNorm1d, Conv2d, Conv2dTranspose, LeakyReLU, Tanh, Upsample2x
 
 __all__ = ["conv", "conv_t", "batch_norm", "upsample2x", "Dense"]
 
@@ -83,5 +83,5 @@ def batch_norm(num_features, momentum=0.9, eps=1e-5, dims=2):
 
 
 def upsample2x():
-    """Nearest-neighbour 2x upsampling (Keras UpSampling2D)."""
-    return nn.Upsample(scale_factor=2.0, mode="nearest", recompute_scale_factor=True)
+    """Nearest-neighbour 2x upsampling (Keras UpSampling2D; see :class:`~ms_gan.nn.workarounds.Upsample2x`)."""
+    return Upsample2x()

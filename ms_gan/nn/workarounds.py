@@ -14,6 +14,9 @@ replacement                   why (measurement; bench/NOTES.md has the runs)
                               (64, 1024) against ~0.1 ms with reductions
 :class:`Conv2d`,              a convolution that is a plain matrix product as one MatMul:
 :class:`Conv2dTranspose`      DCGAN-64 D's 4x4 head forward+backward ~60 ms -> ~2 ms
+:class:`Upsample2x`           ResizeNearestNeighborV2 and its gradient took 0.45 s and 1.4 s
+                              per call on dcgan128_rgb's maps: in training mode through
+                              :mod:`ms_gan.kernels` when those are on (attempt 62)
 :func:`compiled_in_pynative`  PyNative differentiates a gradient wrongly: a backward that
                               returns a view (Reshape, Transpose, ...) is a constant to the
                               outer derivative; Softmax's fails (docs/mindspore_double_grad.md)
@@ -65,6 +68,7 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.custom_conv = kernels.for_layer(self)   # None: MindSpore's own Conv2D
+        self.kernels_in_eval = False                 # kernels.use_in_eval: the kernels in eval mode too
 
     def construct(self, x):
         return self.conv_with(x, self.weight)
@@ -88,6 +92,7 @@ class Conv2dTranspose(nn.Conv2dTranspose):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.custom_conv = kernels.for_layer(self)   # None: MindSpore's own Conv2DBackpropInput
+        self.kernels_in_eval = False
 
     def construct(self, x):
         return self.conv_with(x, self.weight)
@@ -104,9 +109,16 @@ class Conv2dTranspose(nn.Conv2dTranspose):
         return conv_transpose_with(self, x, weight)
 
 
+def _on_kernels(layer):
+    """Whether ``layer`` runs on :mod:`ms_gan.kernels` (blocked oneDNN): in training mode when they are on, and
+    in eval mode only where :func:`ms_gan.kernels.use_in_eval` asked for it (export, sampling and evaluation
+    build their own networks and keep MindSpore's ops)."""
+    return getattr(layer, "custom_conv", None) is not None and (layer.training or layer.kernels_in_eval)
+
+
 def conv2d_with(layer, x, weight):
     """``nn.Conv2d.construct`` of ``layer`` (oneDNN) with ``weight`` in place of its own."""
-    if layer.training and getattr(layer, "custom_conv", None) is not None:   # ms_gan.kernels: blocked oneDNN
+    if _on_kernels(layer):
         y = layer.custom_conv(x, weight)
     else:
         y = layer.conv2d(x, weight)
@@ -132,7 +144,7 @@ def conv_transpose_with(layer, x, weight):
                            layer.padding_top + layer.padding_bottom)
     w_out = _deconv_length(layer.pad_mode, w, layer.kernel_size[1], layer.stride[1], layer.dilation[1],
                            layer.padding_left + layer.padding_right)
-    if layer.training and getattr(layer, "custom_conv", None) is not None:   # ms_gan.kernels: blocked oneDNN
+    if _on_kernels(layer):
         out = layer.custom_conv(x, weight)
     else:
         out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
@@ -184,6 +196,28 @@ class Tanh(nn.Cell):
         e = ops.exp(-2.0 * ops.abs(x))
         tail = ops.sign(x) * divide(1.0 - e, 1.0 + e)
         return ops.select(ops.abs(x) < 2.5, ops.tanh(x), tail)
+
+
+class Upsample2x(nn.Cell):
+    """Nearest-neighbour 2x upsampling (Keras UpSampling2D): ``nn.Upsample(scale_factor=2, mode="nearest")``,
+    in training mode on :mod:`ms_gan.kernels` when they are on.
+
+    MindSpore 2.10's CPU ResizeNearestNeighborV2 took 0.45 s and its gradient 1.4 s per call on dcgan128_rgb's
+    (32, 128, 64, 64) maps, 4.6 s of a 12.7 s iteration (bench/NOTES.md attempt 62); the kernels' copy and
+    2x2 sums compute the same numbers (the sums in MindSpore's order). Eval mode (export swaps this cell for
+    its own resize; sampling) keeps MindSpore's op unless :func:`ms_gan.kernels.use_in_eval` asked.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.resize = nn.Upsample(scale_factor=2.0, mode="nearest", recompute_scale_factor=True)
+        self.custom_upsample = kernels.for_upsample()   # None: MindSpore's ResizeNearestNeighborV2
+        self.kernels_in_eval = False
+
+    def construct(self, x):
+        if self.custom_upsample is not None and (self.training or self.kernels_in_eval):
+            return self.custom_upsample(x)
+        return self.resize(x)
 
 
 class LeakyReLU(nn.Cell):

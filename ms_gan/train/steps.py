@@ -76,6 +76,10 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
             (averages gradients across ranks before the optimizer), or None.
         ema: an :class:`ms_gan.train.ema.EMA` of G updated after every G update, or None.
     """
+    # G lives only inside this training run (networks for export, sampling and evaluation are built apart), so
+    # its eval-mode passes may use the kernels too: dcgan128_rgb's eval-mode fakes for D took ~1.6 s of its
+    # ~12.7 s iteration on MindSpore's plain-NCHW convolutions (bench/NOTES.md attempt 61).
+    kernels.use_in_eval(G)
     loss = LossFamily(preset.loss)
     thr = loss.threshold
     penalty_params = [p for p in D.trainable_params()
@@ -199,13 +203,20 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     def generate_train(z, y=None):
         return ops.stop_gradient(make(z, y))
 
+    def make_eval(z, y=None):
+        return make(z, y)
+
+    # Compiled at its first call, while G is in eval mode (the training flag cannot toggle inside a compiled
+    # graph), and run under the quiet waiter like the updates: the busy-waiting main thread took ~2.5 s of CPU
+    # per dcgan128_rgb iteration from the kernels here (bench/NOTES.md attempt 61).
+    make_eval = _maybe_jit(make_eval, use_jit)
+
     def generate_eval(z, y=None):
-        # Eager on purpose: toggling the training flag inside compiled graphs would need a
-        # second compiled copy of G; this path is only for recipes that ask for it.
         G.set_train(False)
-        fake = make(z, y)
-        G.set_train(True)
-        return fake
+        try:
+            return make_eval(z) if y is None else make_eval(z, y)
+        finally:
+            G.set_train(True)
 
     order = tuple(preset.steps)
     fakes_given = bool(preset.fake_for_d_eval_mode)
