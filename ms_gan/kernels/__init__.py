@@ -178,7 +178,7 @@ def use_in_eval(net):
 
     For a network that lives only inside a training run (the trainer's G: recipes that make D's fakes in
     eval mode, sample grids): dcgan128_rgb's eval-mode fakes took ~1.6 s of its ~12.7 s iteration on
-    MindSpore's plain-NCHW convolutions (bench/NOTES.md, session 6). Networks built for export, sampling
+    MindSpore's plain-NCHW convolutions (bench/NOTES.md attempt 61). Networks built for export, sampling
     and evaluation keep MindSpore's ops, so exported graphs hold no custom op.
     """
     count = 0
