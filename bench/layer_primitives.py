@@ -11,6 +11,7 @@ gradients, allocation). The verbose printing itself costs both sides a little. M
 Same-kernel evidence for bench/NOTES.md attempts 65 and 67: both frameworks run the same oneDNN
 implementations, so a gap per layer is outside the convolution.
 """
+import argparse
 import json
 import os
 import statistics
@@ -90,7 +91,7 @@ def main(argv=None):
 
     ap = parser()
     ap.set_defaults(repeats=10)
-    ap.add_argument("--worker", help=argparse_hidden())
+    ap.add_argument("--worker", help=argparse.SUPPRESS)   # internal: one framework's run
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args(argv)
     if args.worker:
@@ -121,12 +122,6 @@ def main(argv=None):
         json.dump(report, f, indent=2)
     print(markdown(report))
     return 0
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def markdown(report):

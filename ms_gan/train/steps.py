@@ -203,13 +203,10 @@ def build_steps(preset, G, D, opt_g, opt_d, use_jit=True, grad_reducer_g=None, g
     def generate_train(z, y=None):
         return ops.stop_gradient(make(z, y))
 
-    def make_eval(z, y=None):
-        return make(z, y)
-
     # Compiled at its first call, while G is in eval mode (the training flag cannot toggle inside a compiled
-    # graph), and run under the quiet waiter like the updates: the busy-waiting main thread took ~2.5 s of CPU
-    # per dcgan128_rgb iteration from the kernels here (bench/NOTES.md attempt 61).
-    make_eval = _maybe_jit(make_eval, use_jit)
+    # graph), and run under the quiet waiter like the updates, so MindSpore's busy-waiting caller leaves the
+    # cores to the kernels (bench/NOTES.md attempts 60-61).
+    make_eval = _maybe_jit(make, use_jit)
 
     def generate_eval(z, y=None):
         G.set_train(False)
