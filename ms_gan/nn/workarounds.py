@@ -109,16 +109,16 @@ class Conv2dTranspose(nn.Conv2dTranspose):
         return conv_transpose_with(self, x, weight)
 
 
-def _on_kernels(layer):
-    """Whether ``layer`` runs on :mod:`ms_gan.kernels` (blocked oneDNN): in training mode when they are on, and
-    in eval mode only where :func:`ms_gan.kernels.use_in_eval` asked for it (export, sampling and evaluation
-    build their own networks and keep MindSpore's ops)."""
-    return getattr(layer, "custom_conv", None) is not None and (layer.training or layer.kernels_in_eval)
+def _on_kernels(layer, custom):
+    """Whether ``layer`` runs on its kernel op ``custom`` (:mod:`ms_gan.kernels`; None when they are off): in
+    training mode, and in eval mode only where :func:`ms_gan.kernels.use_in_eval` asked for it (export,
+    sampling and evaluation build their own networks and keep MindSpore's ops)."""
+    return custom is not None and (layer.training or getattr(layer, "kernels_in_eval", False))
 
 
 def conv2d_with(layer, x, weight):
     """``nn.Conv2d.construct`` of ``layer`` (oneDNN) with ``weight`` in place of its own."""
-    if _on_kernels(layer):
+    if _on_kernels(layer, getattr(layer, "custom_conv", None)):
         y = layer.custom_conv(x, weight)
     else:
         y = layer.conv2d(x, weight)
@@ -144,7 +144,7 @@ def conv_transpose_with(layer, x, weight):
                            layer.padding_top + layer.padding_bottom)
     w_out = _deconv_length(layer.pad_mode, w, layer.kernel_size[1], layer.stride[1], layer.dilation[1],
                            layer.padding_left + layer.padding_right)
-    if _on_kernels(layer):
+    if _on_kernels(layer, getattr(layer, "custom_conv", None)):
         out = layer.custom_conv(x, weight)
     else:
         out = layer.conv2d_transpose(x, weight, (n, layer.out_channels, h_out, w_out))
@@ -215,7 +215,7 @@ class Upsample2x(nn.Cell):
         self.kernels_in_eval = False
 
     def construct(self, x):
-        if self.custom_upsample is not None and (self.training or self.kernels_in_eval):
+        if _on_kernels(self, self.custom_upsample):
             return self.custom_upsample(x)
         return self.resize(x)
 
